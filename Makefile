@@ -1,0 +1,51 @@
+# grapevine: thin Makefile over CMake. The README's two commands are
+# `make demo` and `make test`; both install missing Debian packages first.
+
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD_DIR   ?= build
+TEST_DIR    ?= build-test
+CMAKE       ?= cmake
+CTEST_ARGS  ?= --output-on-failure --timeout 600
+
+.PHONY: all deps deps-bench build build-test test demo bench-wal sim clean help
+
+all: build
+
+help:
+	@echo "make build      build the release binary at $(BUILD_DIR)/grapevine"
+	@echo "make test       build with ASan+UBSan and run the whole test suite"
+	@echo "make demo       start a local 5-agent cluster"
+	@echo "make bench-wal  WAL benchmark beside this machine's raw disk figures"
+	@echo "make sim        the 10,000-node simulation table (writes docs/simulation.md)"
+
+deps:
+	@scripts/install-deps.sh test
+
+deps-bench:
+	@scripts/install-deps.sh bench
+
+$(BUILD_DIR)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGV_BUILD_TESTS=ON
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
+
+$(TEST_DIR)/CMakeCache.txt:
+	$(CMAKE) -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DGV_SANITIZE=ON \
+	  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g"
+
+build-test: deps $(TEST_DIR)/CMakeCache.txt
+	$(CMAKE) --build $(TEST_DIR) -j $(JOBS)
+
+test: build-test
+	cd $(TEST_DIR) && ctest $(CTEST_ARGS) -j $(JOBS)
+
+demo: build
+	@echo "grapevine demo: the agent is not built yet (issue #4); nothing to start." >&2
+	@exit 1
+
+bench-wal: deps-bench build
+	$(BUILD_DIR)/bench/wal_bench --dir $(BUILD_DIR)/bench-wal-data
+
+clean:
+	rm -rf $(BUILD_DIR) $(TEST_DIR)

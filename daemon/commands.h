@@ -1,0 +1,14 @@
+// Each subcommand of the grapevine binary lives in its own file and registers
+// itself on the CLI11 app. A registered callback sets the process exit code.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace gv::cli {
+
+// Exit status of the chosen subcommand (0 = success).
+int& ExitCode();
+
+void AddKeygenCommand(CLI::App& app);
+
+}  // namespace gv::cli
