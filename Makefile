@@ -7,7 +7,7 @@ TEST_DIR    ?= build-test
 CMAKE       ?= cmake
 CTEST_ARGS  ?= --output-on-failure --timeout 600
 
-.PHONY: all deps deps-bench build build-test test demo bench-wal sim clean help
+.PHONY: all deps deps-bench build build-test test demo bench-wal sim fuzz clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make demo       start a local 5-agent cluster"
 	@echo "make bench-wal  WAL benchmark beside this machine's raw disk figures"
 	@echo "make sim        the 10,000-node simulation table (writes docs/simulation.md)"
+	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS each (default 600)"
 
 deps:
 	@scripts/install-deps.sh test
@@ -46,6 +47,17 @@ demo: build
 
 bench-wal: deps-bench build
 	$(BUILD_DIR)/bench/wal_bench --dir $(BUILD_DIR)/bench-wal-data
+
+sim: build
+	scripts/sim-table.sh $(BUILD_DIR)/grapevine
+
+FUZZ_DIR     ?= build-fuzz
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	CC=clang CXX=clang++ $(CMAKE) -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGV_FUZZ=ON \
+	  -DGV_BUILD_TESTS=OFF -DGV_WERROR=OFF
+	$(CMAKE) --build $(FUZZ_DIR) -j $(JOBS)
+	scripts/fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TEST_DIR)
