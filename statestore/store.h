@@ -1,0 +1,217 @@
+// The replicated key/value state of one node (DESIGN.md §3). Sans-IO: time
+// arrives as physical_wall_ms arguments; the caller owns persistence.
+//
+// Merge rule for an op with vector W on a key whose merged vector is VV:
+//   W <= VV       no change (a duplicate, or superseded by a write already merged)
+//   W >  VV       the op replaces the value; VV = W; conflict = false
+//   concurrent    VV = VV ∨ W; winner = max by (hlc, origin); conflict = true
+// Because every writer's HLC exceeds every HLC it has observed (the store
+// observes every applied delta's HLC before writing), a superseded write always
+// has a smaller HLC than its successor. Hence after any set of ops, in any
+// order, with duplicates: VV is the join of their vectors, the winner is their
+// greatest (hlc, origin), and conflict == "more than one maximal write" — the
+// merge is commutative, associative and idempotent.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/node_id.h"
+#include "common/status.h"
+#include "statestore/delta.h"
+#include "statestore/hlc.h"
+
+namespace gv::statestore {
+
+struct StoreLimits {
+  // Local writes only; received deltas are checked against the protocol caps
+  // (delta.h) so differently configured nodes still converge.
+  std::size_t max_value_bytes = kDefaultMaxValueBytes;  // <= kMaxValueBytesCap (1 MiB)
+  std::size_t max_ops_per_delta = 1024;                 // <= kMaxOpsPerDeltaCap
+  // Out-of-order deltas kept until their gap fills.
+  std::size_t max_held_back_deltas = 4096;
+  // Tombstones whose HLC wall time is older than this are dropped by CollectGarbage.
+  std::uint64_t tombstone_gc_ms = 24ull * 3600 * 1000;
+  // Refuse a remote delta whose HLC is this far ahead of local physical time (0: off).
+  std::uint64_t max_clock_drift_ms = 0;
+
+  // InvalidArgument naming the offending field.
+  Status Validate() const;
+};
+
+// One key's state. Replicated fields converge; create/modify indexes are local.
+struct KeyEntry {
+  std::string value;      // empty for a tombstone
+  bool tombstone = false;  // deleted; invisible to readers until GC drops it
+  Hlc hlc;                 // the winning write's
+  NodeId origin;           // the winning write's
+  std::uint64_t flags = 0;
+  VersionVector vv;        // join of every merged write's vector
+  bool conflict = false;   // more than one maximal (concurrent) write
+  // Local: Index() when the key last became live, and when it last changed.
+  // modify_index is the "version" of ?cas=.
+  std::uint64_t create_index = 0;
+  std::uint64_t modify_index = 0;
+};
+
+// A local write request (the HTTP layer's PUT/DELETE).
+struct LocalOp {
+  OpKind kind = OpKind::kPut;
+  std::string key;
+  std::string value;
+  std::uint64_t flags = 0;
+  // Compare-and-set on the local modify_index: 0 = only if absent (or deleted),
+  // N = only if the live key's modify_index is N. nullopt = unconditional.
+  std::optional<std::uint64_t> cas;
+};
+
+enum class ApplyStatus { kApplied, kDuplicate, kHeldBack, kRejected };
+const char* ApplyStatusName(ApplyStatus status);
+
+struct DeltaId {
+  NodeId origin;
+  std::uint64_t seq = 0;
+  auto operator<=>(const DeltaId&) const = default;
+};
+
+struct ApplyResult {
+  ApplyStatus status = ApplyStatus::kRejected;
+  Status error;                   // why, when kRejected
+  std::vector<DeltaId> applied;   // this delta and any held-back ones it released, in order
+  // Keys whose state changed, with their new modify_index (for blocking reads and watchers).
+  std::map<std::string, std::uint64_t> changed;
+};
+
+// Missing deltas of one origin: seqs first_missing..last_missing (inclusive)
+// are absent while a later one is held back. The daemon asks a peer for them.
+struct Gap {
+  NodeId origin;
+  std::uint64_t first_missing = 0;
+  std::uint64_t last_missing = 0;
+  bool operator==(const Gap&) const = default;
+};
+
+struct StoreStats {
+  std::size_t live_keys = 0;
+  std::size_t tombstones = 0;
+  std::size_t held_back = 0;
+  std::uint64_t deltas_applied = 0;
+  std::uint64_t duplicates = 0;
+  std::uint64_t held_back_total = 0;  // deltas that arrived before a predecessor
+  std::uint64_t rejected = 0;
+  std::uint64_t conflicts = 0;   // merges that found concurrent writes
+  std::uint64_t tombstones_collected = 0;
+};
+
+using DigestBytes = std::array<std::uint8_t, 32>;  // BLAKE2b-256
+std::string DigestHex(const DigestBytes& digest);
+
+class Store {
+ public:
+  // The key map. Every access goes through Store's methods so issue 5 can
+  // swap in a persistent (copy-on-write) map without touching callers.
+  using KeyMap = std::map<std::string, KeyEntry, std::less<>>;
+
+  // Validates the limits first.
+  static Result<Store> Create(NodeId self, StoreLimits limits);
+  // `limits` must pass Validate(); a broken one aborts (use Create to get a Status).
+  Store(NodeId self, StoreLimits limits);
+
+  Store(Store&&) = default;
+  Store& operator=(Store&&) = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  NodeId self() const { return self_; }
+  const StoreLimits& limits() const { return limits_; }
+
+  // ---- Writes ----
+  // Builds the next local delta: checks limits and CAS conditions, assigns
+  // seq = applied[self] + 1, an HLC from the clock, and per-op vectors from the
+  // current key state. Does not change the state: Apply() the delta (after
+  // logging it) before making the next one, or the two would share a seq.
+  Result<Delta> MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64_t physical_wall_ms);
+
+  // Merges a delta (local or remote). Duplicates and held-back deltas are
+  // normal outcomes; kRejected carries a Status (invalid delta, held-back queue
+  // full, or clock drift) and leaves the state unchanged.
+  ApplyResult Apply(const Delta& delta, std::uint64_t physical_wall_ms);
+
+  // Drops tombstones whose HLC wall time is older than tombstone_gc_ms; returns how many.
+  std::size_t CollectGarbage(std::uint64_t physical_wall_ms);
+
+  // ---- Reads ----
+  // The live entry, or nullptr for an absent or deleted key. Valid until the next mutating call.
+  const KeyEntry* Get(std::string_view key) const;
+  // OK if `expected` matches (see LocalOp::cas), Conflict naming both versions otherwise.
+  Status CheckCas(std::string_view key, std::uint64_t expected) const;
+
+  // Visits live entries whose key starts with `prefix`, in key order, until
+  // `visit(key, entry)` returns false.
+  template <typename Visit>
+  void VisitPrefix(std::string_view prefix, Visit&& visit) const {
+    for (auto it = keys_.lower_bound(prefix); it != keys_.end(); ++it) {
+      if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+      if (it->second.tombstone) continue;
+      if (!visit(std::string_view(it->first), it->second)) break;
+    }
+  }
+  // Every entry including tombstones, in key order (snapshots, tests).
+  template <typename Visit>
+  void VisitAll(Visit&& visit) const {
+    for (const auto& [key, entry] : keys_) {
+      if (!visit(std::string_view(key), entry)) break;
+    }
+  }
+  std::vector<std::string> KeysUnderPrefix(std::string_view prefix, std::size_t max_keys = SIZE_MAX) const;
+
+  // The local change counter: +1 per applied delta that changed any key.
+  std::uint64_t Index() const { return index_; }
+  // Highest modify_index of any entry (tombstones included) under `prefix`;
+  // never less than that of a tombstone already collected, so a blocking read
+  // cannot miss a delete. 0 if nothing under the prefix ever changed.
+  std::uint64_t MaxModifyIndexUnderPrefix(std::string_view prefix) const;
+  std::size_t KeyCount() const { return live_keys_; }
+
+  // Per origin, the highest seq such that 1..seq are all applied.
+  const VersionVector& Applied() const { return applied_; }
+  std::size_t HeldBackCount() const { return held_count_; }
+  std::vector<Gap> Gaps() const;
+
+  const HlcClock& clock() const { return clock_; }
+  StoreStats Stats() const;
+
+  // BLAKE2b-256 over the replicated state (keys in order with value or
+  // tombstone, hlc, origin, flags, vv, conflict) and the applied vector. Local
+  // indexes, held-back deltas and counters are excluded: equal digests mean
+  // equal replicated state.
+  DigestBytes Digest() const;
+
+ private:
+  // Merges one validated delta whose seq is applied[origin] + 1.
+  void ApplyInOrder(const Delta& delta, std::uint64_t physical_wall_ms, ApplyResult& result);
+  // Merges one op; true if the key's state changed (it then gets candidate_index).
+  bool MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_index);
+  KeyEntry* FindMutable(std::string_view key);
+
+  NodeId self_;
+  StoreLimits limits_;
+  HlcClock clock_;
+  KeyMap keys_;
+  std::size_t live_keys_ = 0;
+  VersionVector applied_;
+  // Deltas that arrived before their predecessors: origin -> seq -> delta.
+  std::map<NodeId, std::map<std::uint64_t, Delta>> held_;
+  std::size_t held_count_ = 0;
+  std::uint64_t index_ = 0;
+  std::uint64_t collected_tombstone_index_ = 0;  // max modify_index of a dropped tombstone
+  StoreStats stats_;
+};
+
+}  // namespace gv::statestore
