@@ -11,22 +11,6 @@
 
 namespace gv::daemon {
 
-Result<Durability> ParseDurability(std::string_view text) {
-  if (text == "sync") return Durability::kSync;
-  if (text == "interval") return Durability::kInterval;
-  if (text == "none") return Durability::kNone;
-  return Status::InvalidArgument("--durability must be sync, interval or none (got '" + std::string(text) + "')");
-}
-
-const char* DurabilityName(Durability durability) {
-  switch (durability) {
-    case Durability::kSync: return "sync";
-    case Durability::kInterval: return "interval";
-    case Durability::kNone: return "none";
-  }
-  return "?";
-}
-
 namespace {
 
 // One table drives both the flags and the file keys, so they cannot drift.
@@ -170,8 +154,8 @@ Result<ResolvedAgentConfig> Resolve(const AgentConfig& config) {
     out.cluster_key_bytes.assign(reinterpret_cast<const char*>(key), key_len);
     sodium_memzero(key, sizeof(key));
   }
-  auto durability = ParseDurability(config.durability);
-  if (!durability.ok()) return durability.status();
+  auto durability = wal::ParseDurability(config.durability);
+  if (!durability.ok()) return Status::InvalidArgument("--durability: " + durability.status().message());
   out.durability = *durability;
   static const char* kLevels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
   bool level_ok = false;

@@ -12,12 +12,9 @@
 
 #include "common/status.h"
 #include "daemon/net_address.h"
+#include "wal/wal.h"
 
 namespace gv::daemon {
-
-enum class Durability { kSync, kInterval, kNone };
-Result<Durability> ParseDurability(std::string_view text);
-const char* DurabilityName(Durability durability);
 
 struct AgentConfig {
   std::string name;
@@ -56,7 +53,7 @@ struct ResolvedAgentConfig {
   net::SocketAddress dns;
   std::vector<net::SocketAddress> join;
   std::string cluster_key_bytes;  // 32 bytes, or empty
-  Durability durability = Durability::kSync;
+  wal::Durability durability = wal::Durability::kSync;
   std::uint64_t tombstone_gc_ms = 0;
   std::uint64_t sync_interval_ms = 0;
 };

@@ -48,7 +48,7 @@ TEST_CASE("flags parse and resolve to addresses") {
   CHECK(r->dns.ToString() == "127.0.0.1:7402");
   REQUIRE(r->join.size() == 2);
   CHECK(r->join[1].port == 7502);
-  CHECK(r->durability == Durability::kInterval);
+  CHECK(r->durability == wal::Durability::kInterval);
   CHECK(r->tombstone_gc_ms == 24ull * 3600 * 1000);
   CHECK(r->sync_interval_ms == 10000);
 }
@@ -105,7 +105,7 @@ TEST_CASE("resolve refuses bad values with a message that says what to do") {
   check({"--name", "n"}, "--data-dir is required");
   check({"--name", "n", "--data-dir", "/d"}, "--advertise");  // default bind is 0.0.0.0
   check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1"}, "missing :PORT");
-  check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1:1", "--durability", "always"}, "sync, interval or none");
+  check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1:1", "--durability", "always"}, "--durability");
   check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1:1", "--cluster-key", "c2hvcnQ="}, "grapevine keygen");
   check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1:1", "--max-value-bytes", "2000000"}, "1..1048576");
   check({"--name", "n", "--data-dir", "/d", "--bind", "127.0.0.1:1", "--tombstone-gc", "soon"}, "--tombstone-gc");
