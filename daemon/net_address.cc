@@ -40,6 +40,7 @@ Result<SocketAddress> ParseSocketAddress(std::string_view text) {
       port > 65535) {
     return bad("port must be a number from 0 to 65535");
   }
+  if (host.find('\0') != std::string_view::npos) return bad("the host contains a NUL byte");
   SocketAddress out;
   out.host = std::string(host);
   out.port = port;

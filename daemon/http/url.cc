@@ -25,6 +25,7 @@ Result<std::string> PercentDecode(std::string_view in) {
   out.reserve(in.size());
   for (std::size_t i = 0; i < in.size(); ++i) {
     char c = in[i];
+    if (c == '\0') return Status::InvalidArgument("a NUL byte at offset " + std::to_string(i) + " is not allowed");
     if (c != '%') {
       out.push_back(c);
       continue;

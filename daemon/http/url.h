@@ -14,7 +14,8 @@
 namespace gv::http {
 
 // Decodes %XX escapes. '+' is kept as is (it means space only in form bodies,
-// not in paths). Rejects a truncated or non-hex escape and a decoded NUL byte.
+// not in paths). Rejects a truncated or non-hex escape and any NUL byte, raw
+// or decoded, so a decoded string always re-encodes to an equivalent input.
 Result<std::string> PercentDecode(std::string_view in);
 
 // Escapes everything but unreserved characters and '/' (for building URLs).

@@ -14,6 +14,7 @@ TEST_CASE("percent decoding accepts valid escapes and rejects bad ones") {
   CHECK_FALSE(PercentDecode("%2").ok());
   CHECK_FALSE(PercentDecode("abc%g0").ok());
   CHECK_FALSE(PercentDecode("a%00b").ok());
+  CHECK_FALSE(PercentDecode(std::string("a\0b", 3)).ok());
   CHECK(PercentDecode("%zz").status().message().find("offset 0") != std::string::npos);
   for (const std::string& s : {std::string("a/b c"), std::string("ümlaut?&=#"), std::string("\x01\x7f\xff", 3)}) {
     CHECK(*PercentDecode(PercentEncode(s)) == s);
@@ -66,4 +67,5 @@ TEST_CASE("socket addresses") {
   CHECK_FALSE(net::ParseSocketAddress("localhost:80").ok());
   CHECK_FALSE(net::ParseSocketAddress("::1:80").ok());
   CHECK_FALSE(net::ParseSocketAddress("[::1]80").ok());
+  CHECK_FALSE(net::ParseSocketAddress(std::string("127.0.0.1\0junk:80", 17)).ok());
 }
