@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "daemon/commands.h"
+#include "sim/sim_cli.h"
 
 namespace gv::cli {
 int& ExitCode() {
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "grapevine 0.1.0");
   app.require_subcommand(1);
   gv::cli::AddKeygenCommand(app);
+  gv::cli::AddSimCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,543 @@
+// Scripted tests: one Plumtree is fed a fixed input and its WHOLE output (every
+// out-event, in order) is compared with the expected list.
+#include "broadcast/plumtree.h"
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace gv::broadcast {
+namespace {
+
+NodeId N(std::uint64_t v) { return NodeId(v); }
+TimePoint At(std::int64_t ms) { return TimeFromMicros(ms * 1000); }
+MessageId Id(std::uint64_t origin, std::uint64_t seq) { return MessageId{N(origin), seq}; }
+
+std::string Describe(const MessageId& id) { return id.origin.ToString().substr(12) + "/" + std::to_string(id.seq); }
+
+std::string Describe(const OutEvent& event) {
+  std::ostringstream s;
+  if (const auto* d = std::get_if<Deliver>(&event)) {
+    s << "Deliver(" << Describe(d->id) << ", '" << d->payload << "', hops " << d->hops << ", from "
+      << d->from.value << ")";
+  } else if (const auto* t = std::get_if<ScheduleTimer>(&event)) {
+    s << "Timer(at " << ToMicros(t->at) << "us, kind " << static_cast<int>(t->timer.kind) << ", "
+      << Describe(t->timer.id) << ", gen " << t->timer.generation << ")";
+  } else {
+    const auto& m = std::get<SendMessage>(event);
+    s << "Send(to " << m.to.value << ", ";
+    if (const auto* g = std::get_if<Gossip>(&m.message)) {
+      s << "GOSSIP " << Describe(g->id) << " round " << g->round << " '" << g->payload << "'";
+    } else if (const auto* i = std::get_if<IHave>(&m.message)) {
+      s << "IHAVE";
+      for (const auto& e : i->entries) s << " " << Describe(e.id) << "@" << e.round;
+    } else if (const auto* gr = std::get_if<Graft>(&m.message)) {
+      s << "GRAFT";
+      for (const auto& e : gr->entries) s << " " << Describe(e.id) << "@" << e.round;
+    } else {
+      s << "PRUNE";
+    }
+    s << ")";
+  }
+  return s.str();
+}
+
+std::string Describe(const std::vector<OutEvent>& events) {
+  std::string all;
+  for (const auto& e : events) all += "  " + Describe(e) + "\n";
+  return all;
+}
+
+// Compares the whole outbox, printing both lists on mismatch.
+void ExpectOutput(const Outbox& got, const std::vector<OutEvent>& want) {
+  INFO("got:\n" << Describe(got.events) << "want:\n" << Describe(want));
+  CHECK(got.events == want);
+}
+
+Timer GraftTimer(MessageId id, std::uint64_t generation) {
+  Timer t;
+  t.kind = TimerKind::kGraft;
+  t.id = id;
+  t.generation = generation;
+  return t;
+}
+Timer FlushTimer() {
+  Timer t;
+  t.kind = TimerKind::kIHaveFlush;
+  return t;
+}
+Timer SweepTimer() {
+  Timer t;
+  t.kind = TimerKind::kSweep;
+  return t;
+}
+
+// The scripts below are written for 50 ms IHAVE batches (0 stays 0: no batching).
+PlumtreeConfig Scripted(PlumtreeConfig config) {
+  if (config.ihave_flush_interval > Duration::zero()) config.ihave_flush_interval = Millis(50);
+  return config;
+}
+
+// A node (1) with neighbours 2..5, all eager as HyParView announced them.
+struct Fixture {
+  explicit Fixture(PlumtreeConfig config = PaperPlumtreeConfig()) : tree(N(1), Scripted(config)) {
+    for (std::uint64_t p = 2; p <= 5; ++p) Feed(NeighborUp{N(p)}, At(0));
+    REQUIRE(out.events.empty());
+  }
+  Outbox& Feed(const InEvent& event, TimePoint now) {
+    out.events.clear();
+    tree.handle(event, now, out);
+    std::string why;
+    INFO(why);
+    CHECK(tree.CheckInvariants(&why));
+    return out;
+  }
+  Outbox& Receive(std::uint64_t from, Message message, TimePoint now) {
+    return Feed(MessageReceived{N(from), std::move(message)}, now);
+  }
+  Plumtree tree;
+  Outbox out;
+};
+
+TEST_CASE("first GOSSIP is delivered, pushed eagerly to all but the sender and lazily as batched IHAVE") {
+  Fixture f;
+  f.Receive(5, Prune{}, At(10));  // 5 leaves the tree: it now only gets IHAVEs
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4)});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(5)});
+
+  const MessageId id = Id(9, 1);
+  f.Receive(2, Gossip{id, 3, "x"}, At(1000));
+  ExpectOutput(f.out, {
+                          Deliver{id, "x", 4, N(2)},
+                          SendMessage{N(3), Gossip{id, 4, "x"}},
+                          SendMessage{N(4), Gossip{id, 4, "x"}},
+                          ScheduleTimer{At(1050), FlushTimer()},
+                          ScheduleTimer{At(2000), SweepTimer()},
+                      });
+  // A second message within the batching interval joins the same IHAVE.
+  const MessageId id2 = Id(9, 2);
+  f.Receive(3, Gossip{id2, 0, "y"}, At(1020));
+  ExpectOutput(f.out, {
+                          Deliver{id2, "y", 1, N(3)},
+                          SendMessage{N(2), Gossip{id2, 1, "y"}},
+                          SendMessage{N(4), Gossip{id2, 1, "y"}},
+                      });
+  f.Feed(TimerFired{FlushTimer()}, At(1050));
+  ExpectOutput(f.out, {SendMessage{N(5), IHave{{IHaveEntry{id, 4}, IHaveEntry{id2, 1}}}}});
+  // Nothing left to flush: a second (stale) flush timer is a no-op.
+  f.Feed(TimerFired{FlushTimer()}, At(1060));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().delivered == 2);
+  CHECK(f.tree.stats().ihave_sent == 1);
+  CHECK(f.tree.stats().ihave_entries_sent == 2);
+}
+
+TEST_CASE("a duplicate GOSSIP prunes its sender, which becomes lazy") {
+  Fixture f;
+  const MessageId id = Id(9, 1);
+  f.Receive(2, Gossip{id, 0, "x"}, At(100));
+  f.Receive(3, Gossip{id, 2, "x"}, At(110));
+  ExpectOutput(f.out, {SendMessage{N(3), Prune{}}});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4), N(5)});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(3)});
+  CHECK(f.tree.stats().duplicates == 1);
+  CHECK(f.tree.stats().delivered == 1);
+  // A PRUNE from an eager peer moves it to lazy without an answer.
+  f.Receive(4, Prune{}, At(120));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(3), N(4)});
+  // The next message goes eagerly to 5 only (2 is the sender) and lazily to 3 and 4.
+  const MessageId id2 = Id(9, 2);
+  f.Receive(2, Gossip{id2, 0, "z"}, At(130));
+  ExpectOutput(f.out, {
+                          Deliver{id2, "z", 1, N(2)},
+                          SendMessage{N(5), Gossip{id2, 1, "z"}},
+                          ScheduleTimer{At(180), FlushTimer()},
+                      });
+  f.Feed(TimerFired{FlushTimer()}, At(180));
+  ExpectOutput(f.out, {
+                          SendMessage{N(3), IHave{{IHaveEntry{id2, 1}}}},
+                          SendMessage{N(4), IHave{{IHaveEntry{id2, 1}}}},
+                      });
+}
+
+TEST_CASE("IHAVE for an unknown id: timer, GRAFT, second shorter timeout for the next announcer, payload") {
+  Fixture f;
+  f.Receive(4, Prune{}, At(0));
+  f.Receive(5, Prune{}, At(0));
+  const MessageId id = Id(9, 7);
+  f.Receive(5, IHave{{IHaveEntry{id, 2}}}, At(1000));
+  ExpectOutput(f.out, {ScheduleTimer{At(1400), GraftTimer(id, 1)}});
+  CHECK(f.tree.missing_ids() == 1);
+  f.Receive(4, IHave{{IHaveEntry{id, 3}}}, At(1100));
+  ExpectOutput(f.out, {});  // the timer is already running
+  f.Receive(5, IHave{{IHaveEntry{id, 2}}}, At(1150));
+  ExpectOutput(f.out, {});  // a repeated announcement is remembered once
+
+  f.Feed(TimerFired{GraftTimer(id, 1)}, At(1400));
+  ExpectOutput(f.out, {
+                          SendMessage{N(5), Graft{{IHaveEntry{id, 2}}}},
+                          ScheduleTimer{At(1600), GraftTimer(id, 2)},
+                      });
+  CHECK(f.tree.eager_peers().count(N(5)) == 1);
+  // The first timer firing again (a duplicate) is stale.
+  f.Feed(TimerFired{GraftTimer(id, 1)}, At(1450));
+  ExpectOutput(f.out, {});
+
+  // 5 did not answer in time: the second timeout grafts the next announcer.
+  f.Feed(TimerFired{GraftTimer(id, 2)}, At(1600));
+  ExpectOutput(f.out, {
+                          SendMessage{N(4), Graft{{IHaveEntry{id, 3}}}},
+                          ScheduleTimer{At(1800), GraftTimer(id, 3)},
+                      });
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  CHECK(f.tree.stats().graft_sent == 2);
+
+  // 4 answers: delivered at hop 4 from 4 and forwarded to every eager peer but
+  // 4 (5 is eager again after our GRAFT). The missing entry is gone, so the
+  // pending graft timer is stale.
+  f.Receive(4, Gossip{id, 3, "p"}, At(1700));
+  ExpectOutput(f.out, {
+                          Deliver{id, "p", 4, N(4)},
+                          SendMessage{N(2), Gossip{id, 4, "p"}},
+                          SendMessage{N(3), Gossip{id, 4, "p"}},
+                          SendMessage{N(5), Gossip{id, 4, "p"}},
+                          ScheduleTimer{At(2700), SweepTimer()},
+                      });
+  CHECK(f.tree.missing_ids() == 0);
+  f.Feed(TimerFired{GraftTimer(id, 3)}, At(1800));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().graft_timeouts == 2);
+}
+
+TEST_CASE("announcers of a missing id are not sent IHAVEs once it arrives") {
+  Fixture f;
+  f.Receive(3, Prune{}, At(0));
+  f.Receive(4, Prune{}, At(0));
+  f.Receive(5, Prune{}, At(0));
+  const MessageId id = Id(9, 1);
+  f.Receive(4, IHave{{IHaveEntry{id, 3}}}, At(100));
+  ExpectOutput(f.out, {ScheduleTimer{At(500), GraftTimer(id, 1)}});
+  f.Receive(2, Gossip{id, 2, "v"}, At(120));
+  ExpectOutput(f.out, {
+                          Deliver{id, "v", 3, N(2)},
+                          ScheduleTimer{At(170), FlushTimer()},
+                          ScheduleTimer{At(1120), SweepTimer()},
+                      });
+  f.Feed(TimerFired{FlushTimer()}, At(170));
+  ExpectOutput(f.out, {
+                          SendMessage{N(3), IHave{{IHaveEntry{id, 3}}}},
+                          SendMessage{N(5), IHave{{IHaveEntry{id, 3}}}},
+                      });
+}
+
+TEST_CASE("graft attempts walk the announcers in turn and stop at the cap") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.max_graft_attempts = 3;
+  Fixture f(config);
+  f.Receive(4, Prune{}, At(0));
+  f.Receive(5, Prune{}, At(0));
+  const MessageId id = Id(9, 3);
+  f.Receive(4, IHave{{IHaveEntry{id, 1}}}, At(0));
+  f.Receive(5, IHave{{IHaveEntry{id, 2}}}, At(0));
+  f.Feed(TimerFired{GraftTimer(id, 1)}, At(400));
+  ExpectOutput(f.out, {SendMessage{N(4), Graft{{IHaveEntry{id, 1}}}}, ScheduleTimer{At(600), GraftTimer(id, 2)}});
+  f.Feed(TimerFired{GraftTimer(id, 2)}, At(600));
+  ExpectOutput(f.out, {SendMessage{N(5), Graft{{IHaveEntry{id, 2}}}}, ScheduleTimer{At(800), GraftTimer(id, 3)}});
+  // Lost GRAFT or lost reply: back to the first announcer.
+  f.Feed(TimerFired{GraftTimer(id, 3)}, At(800));
+  ExpectOutput(f.out, {SendMessage{N(4), Graft{{IHaveEntry{id, 1}}}}, ScheduleTimer{At(1000), GraftTimer(id, 4)}});
+  f.Feed(TimerFired{GraftTimer(id, 4)}, At(1000));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.missing_ids() == 0);
+  CHECK(f.tree.stats().missing_dropped == 1);
+}
+
+TEST_CASE("a GRAFT makes the peer eager and gets the cached payload with our hop count") {
+  Fixture f;
+  const MessageId id = Id(9, 4);
+  f.Receive(2, Gossip{id, 1, "data"}, At(100));
+  f.Receive(3, Gossip{id, 1, "data"}, At(110));  // duplicate: 3 pruned
+  REQUIRE(f.tree.lazy_peers() == std::set<NodeId>{N(3)});
+  f.Receive(3, Graft{{IHaveEntry{id, 2}, IHaveEntry{Id(9, 99), 0}}}, At(200));
+  ExpectOutput(f.out, {SendMessage{N(3), Gossip{id, 2, "data"}}});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  CHECK(f.tree.lazy_peers().empty());
+  CHECK(f.tree.stats().graft_unanswerable == 1);  // 9/99 was never seen
+  // A pure tree-repair GRAFT (no ids) only changes the link.
+  f.Receive(4, Prune{}, At(300));
+  f.Receive(4, Graft{}, At(310));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.eager_peers().count(N(4)) == 1);
+}
+
+TEST_CASE("NeighborDown removes the peer everywhere and forgets ids only it announced") {
+  Fixture f;
+  f.Receive(4, Prune{}, At(0));
+  f.Receive(5, Prune{}, At(0));
+  const MessageId only5 = Id(9, 1);
+  const MessageId both = Id(9, 2);
+  f.Receive(5, IHave{{IHaveEntry{only5, 1}, IHaveEntry{both, 1}}}, At(100));
+  ExpectOutput(f.out, {ScheduleTimer{At(500), GraftTimer(only5, 1)}, ScheduleTimer{At(500), GraftTimer(both, 2)}});
+  f.Receive(4, IHave{{IHaveEntry{both, 3}}}, At(120));
+  CHECK(f.tree.missing_ids() == 2);
+  // A queued IHAVE for 5 must not survive its departure either.
+  f.Receive(2, Gossip{Id(8, 1), 0, "q"}, At(130));
+  f.Feed(NeighborDown{N(5)}, At(140));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.missing_ids() == 1);
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(4)});
+  f.Feed(TimerFired{FlushTimer()}, At(180));
+  ExpectOutput(f.out, {SendMessage{N(4), IHave{{IHaveEntry{Id(8, 1), 1}}}}});
+  f.Feed(TimerFired{GraftTimer(only5, 1)}, At(500));
+  ExpectOutput(f.out, {});  // stale: nothing to graft
+  f.Feed(TimerFired{GraftTimer(both, 2)}, At(500));
+  ExpectOutput(f.out, {SendMessage{N(4), Graft{{IHaveEntry{both, 3}}}}, ScheduleTimer{At(700), GraftTimer(both, 3)}});
+  // Messages from a peer that is no longer a neighbour are delivered but do not
+  // bring it back into the peer sets.
+  f.Receive(5, Gossip{Id(8, 2), 0, "late"}, At(600));
+  CHECK(f.out.events.front() == OutEvent{Deliver{Id(8, 2), "late", 1, N(5)}});
+  CHECK(f.tree.eager_peers().count(N(5)) == 0);
+  CHECK(f.tree.lazy_peers().count(N(5)) == 0);
+}
+
+TEST_CASE("payloads and seen ids are evicted by age, and by count") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.payload_ttl = Seconds(10);
+  config.seen_ttl = Seconds(20);
+  config.max_cached_payloads = 2;
+  config.max_seen_ids = 3;
+  Fixture f(config);
+  const MessageId a = Id(1, 1);
+  f.Feed(BroadcastRequest{a, "aa"}, At(0));
+  ExpectOutput(f.out, {
+                          Deliver{a, "aa", 0, N(1)},
+                          SendMessage{N(2), Gossip{a, 0, "aa"}},
+                          SendMessage{N(3), Gossip{a, 0, "aa"}},
+                          SendMessage{N(4), Gossip{a, 0, "aa"}},
+                          SendMessage{N(5), Gossip{a, 0, "aa"}},
+                          ScheduleTimer{At(1000), SweepTimer()},
+                      });
+  f.Feed(TimerFired{SweepTimer()}, At(1000));
+  ExpectOutput(f.out, {ScheduleTimer{At(2000), SweepTimer()}});  // still something to expire
+  CHECK(f.tree.cached_payloads() == 1);
+
+  f.Feed(TimerFired{SweepTimer()}, At(10000));  // payload_ttl reached
+  CHECK(f.tree.cached_payloads() == 0);
+  CHECK(f.tree.has_seen(a));
+  f.Receive(2, Graft{{IHaveEntry{a, 0}}}, At(10001));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().graft_unanswerable == 1);
+  f.Receive(3, Gossip{a, 4, "aa"}, At(15000));  // still a duplicate: the id is remembered
+  CHECK(f.tree.stats().duplicates == 1);
+  f.Feed(TimerFired{SweepTimer()}, At(20000));  // seen_ttl reached
+  CHECK_FALSE(f.tree.has_seen(a));
+  ExpectOutput(f.out, {});  // nothing left: the sweep stops re-arming
+
+  // Count caps: the oldest go first.
+  for (std::uint64_t seq = 2; seq <= 5; ++seq) f.Feed(BroadcastRequest{Id(1, seq), "p"}, At(21000));
+  CHECK(f.tree.cached_payloads() == 2);
+  CHECK(f.tree.seen_ids() == 3);
+  CHECK_FALSE(f.tree.has_seen(Id(1, 2)));
+  CHECK(f.tree.has_seen(Id(1, 5)));
+  // A repeated BroadcastRequest id is refused (never delivered twice).
+  f.Feed(BroadcastRequest{Id(1, 5), "again"}, At(21001));
+  ExpectOutput(f.out, {});
+}
+
+TEST_CASE("hop-difference optimisation: a much shorter announcer becomes the parent") {
+  Fixture f;
+  f.Receive(5, Prune{}, At(0));
+  const MessageId id = Id(9, 1);
+  f.Receive(2, Gossip{id, 6, "m"}, At(100));  // delivered at hop 7
+  f.Feed(TimerFired{FlushTimer()}, At(150));
+  // 5 has it at hop 4: via 5 we would be at hop 5, only 2 better — below the threshold 3.
+  f.Receive(5, IHave{{IHaveEntry{id, 4}}}, At(160));
+  ExpectOutput(f.out, {});
+  // 5 announces a shorter path for the next message: hop 2 instead of 7.
+  const MessageId id2 = Id(9, 2);
+  f.Receive(2, Gossip{id2, 6, "n"}, At(200));
+  f.Feed(TimerFired{FlushTimer()}, At(250));
+  f.Receive(5, IHave{{IHaveEntry{id2, 1}}}, At(260));
+  ExpectOutput(f.out, {SendMessage{N(5), Graft{}}, SendMessage{N(2), Prune{}}});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(3), N(4), N(5)});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(2)});
+  CHECK(f.tree.stats().hop_optimizations == 1);
+  // The same announcement again changes nothing: our path is already short.
+  f.Receive(5, IHave{{IHaveEntry{id2, 1}}}, At(270));
+  ExpectOutput(f.out, {});
+}
+
+TEST_CASE("eager flooding never prunes, never announces, never grafts") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.eager_flooding = true;
+  Fixture f(config);
+  const MessageId id = Id(9, 1);
+  f.Receive(2, Gossip{id, 0, "f"}, At(0));
+  ExpectOutput(f.out, {
+                          Deliver{id, "f", 1, N(2)},
+                          SendMessage{N(3), Gossip{id, 1, "f"}},
+                          SendMessage{N(4), Gossip{id, 1, "f"}},
+                          SendMessage{N(5), Gossip{id, 1, "f"}},
+                          ScheduleTimer{At(1000), SweepTimer()},
+                      });
+  f.Receive(3, Gossip{id, 0, "f"}, At(1));
+  ExpectOutput(f.out, {});
+  f.Receive(4, Prune{}, At(2));
+  f.Receive(5, IHave{{IHaveEntry{Id(9, 2), 0}}}, At(3));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.lazy_peers().empty());
+  CHECK(f.tree.eager_peers().size() == 4);
+}
+
+TEST_CASE("prune_after_duplicates: a link is pruned after a streak of duplicates; a first copy resets it") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.prune_after_duplicates = 2;
+  Fixture f(config);
+  f.Receive(2, Gossip{Id(9, 1), 0, "a"}, At(0));  // 2 carried a first copy
+  f.Receive(3, Gossip{Id(9, 2), 0, "b"}, At(1));  // so did 3
+  f.Receive(3, Gossip{Id(9, 1), 0, "a"}, At(2));  // duplicate 1 of 2 from 3
+  ExpectOutput(f.out, {});
+  f.Receive(3, Gossip{Id(9, 3), 0, "c"}, At(3));  // a first copy from 3 resets its streak
+  f.Receive(3, Gossip{Id(9, 1), 0, "a"}, At(4));
+  ExpectOutput(f.out, {});
+  f.Receive(2, Gossip{Id(9, 2), 0, "b"}, At(5));
+  ExpectOutput(f.out, {});
+  f.Receive(2, Gossip{Id(9, 3), 0, "c"}, At(6));  // second duplicate in a row from 2
+  ExpectOutput(f.out, {SendMessage{N(2), Prune{}}});
+  f.Receive(4, Gossip{Id(9, 1), 0, "a"}, At(7));  // 4's first duplicate
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(2)});
+}
+
+TEST_CASE("oversized payloads are neither delivered nor forwarded") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.max_payload_bytes = 4;
+  Fixture f(config);
+  f.Receive(2, Gossip{Id(9, 1), 0, "12345"}, At(0));
+  ExpectOutput(f.out, {});
+  f.Feed(BroadcastRequest{Id(1, 1), "12345"}, At(0));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().rejected_oversize == 2);
+  CHECK_FALSE(f.tree.has_seen(Id(9, 1)));
+}
+
+
+TEST_CASE("origin trees: a frequent origin flags its GOSSIPs and gets its own tree") {
+  PlumtreeConfig config;  // defaults: origin trees on, promoted at the 3rd broadcast in a burst
+  config.origin_tree_min_broadcasts = 3;
+  config.origin_tree_idle_timeout = Seconds(60);
+  Fixture f(config);
+  f.Feed(BroadcastRequest{Id(1, 1), "a"}, At(0));
+  f.Feed(BroadcastRequest{Id(1, 2), "b"}, At(10));
+  CHECK(f.tree.origin_trees() == 0);
+  f.Feed(BroadcastRequest{Id(1, 3), "c"}, At(20));
+  ExpectOutput(f.out, {
+                          Deliver{Id(1, 3), "c", 0, N(1)},
+                          SendMessage{N(2), Gossip{Id(1, 3), 0, "c", true}},
+                          SendMessage{N(3), Gossip{Id(1, 3), 0, "c", true}},
+                          SendMessage{N(4), Gossip{Id(1, 3), 0, "c", true}},
+                          SendMessage{N(5), Gossip{Id(1, 3), 0, "c", true}},
+                      });
+  CHECK(f.tree.origin_trees() == 1);
+  // A PRUNE naming our origin changes our tree only, not the shared one.
+  f.Receive(3, Prune{N(1)}, At(30));
+  CHECK(f.tree.eager_peers_for(N(1)) == std::set<NodeId>{N(2), N(4), N(5)});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  // After a silence longer than the idle timeout the tree is dropped and the
+  // next broadcast starts a new burst on the shared tree.
+  f.Feed(BroadcastRequest{Id(1, 4), "d"}, At(70030));
+  CHECK(f.tree.origin_trees() == 0);
+  CHECK(std::get<Gossip>(std::get<SendMessage>(f.out.events[1]).message).origin_tree == false);
+  CHECK(f.tree.stats().origin_trees_evicted == 1);
+}
+
+TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; PRUNE/GRAFT name the origin") {
+  PlumtreeConfig config;
+  config.origin_hop_optimization_threshold = 2;
+  Fixture f(config);
+  f.Receive(5, Prune{}, At(0));  // shared tree: 5 lazy
+  const MessageId id = Id(7, 1);
+  f.Receive(2, Gossip{id, 2, "o", true}, At(100));
+  ExpectOutput(f.out, {
+                          Deliver{id, "o", 3, N(2)},
+                          SendMessage{N(3), Gossip{id, 3, "o", true}},
+                          SendMessage{N(4), Gossip{id, 3, "o", true}},
+                          ScheduleTimer{At(150), FlushTimer()},
+                          ScheduleTimer{At(1100), SweepTimer()},
+                      });
+  CHECK(f.tree.origin_trees() == 1);
+  // A duplicate: 3 is told to stop pushing origin 7 to us (at the first
+  // duplicate on an origin tree). Our own push set is the PRUNEs we receive.
+  f.Receive(3, Gossip{id, 2, "o", true}, At(110));
+  ExpectOutput(f.out, {SendMessage{N(3), Prune{N(7)}}});
+  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3), N(4)});
+  f.Receive(4, Prune{N(7)}, At(120));
+  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3)});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4)});  // the shared tree is untouched
+  f.Feed(TimerFired{FlushTimer()}, At(150));
+  ExpectOutput(f.out, {SendMessage{N(5), IHave{{IHaveEntry{id, 3}}}}});
+  // Hop-difference rule with threshold 2: 5 has it at hop 0, so via 5 we would
+  // be at hop 1 instead of 3: 5 is asked to push to us, 2 to stop.
+  f.Receive(5, IHave{{IHaveEntry{id, 0}}}, At(160));
+  ExpectOutput(f.out, {SendMessage{N(5), Graft{{}, N(7)}}, SendMessage{N(2), Prune{N(7)}}});
+  // The next message was already on its way down the old branch: its first
+  // copy comes from 2, then from 5. 5 is the branch we kept: no PRUNE.
+  const MessageId id2 = Id(7, 2);
+  f.Receive(2, Gossip{id2, 2, "p", true}, At(200));
+  f.Receive(5, Gossip{id2, 0, "p", true}, At(210));
+  ExpectOutput(f.out, {});
+  // A GRAFT naming the origin makes us push to that peer in that tree only.
+  f.Receive(5, Graft{{}, N(7)}, At(220));
+  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3), N(5)});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(5)});
+  // NeighborDown and NeighborUp reach every tree.
+  f.Feed(NeighborDown{N(3)}, At(230));
+  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(5)});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4)});
+  f.Feed(NeighborUp{N(6)}, At(240));
+  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(5), N(6)});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4), N(6)});
+}
+
+TEST_CASE("lossy mode: ids are announced again to every neighbour not known to hold them") {
+  PlumtreeConfig config = PaperPlumtreeConfig();
+  config.announce_rounds = 3;
+  config.reannounce_interval = Millis(300);
+  config.ihave_flush_interval = Duration::zero();  // one IHAVE per announcement, at once
+  Fixture f(config);
+  f.Receive(5, Prune{}, At(0));
+  const MessageId id = Id(9, 1);
+  Timer again;
+  again.kind = TimerKind::kReannounce;
+  again.id = id;
+  f.Receive(2, Gossip{id, 0, "r"}, At(100));
+  ExpectOutput(f.out, {
+                          Deliver{id, "r", 1, N(2)},
+                          SendMessage{N(3), Gossip{id, 1, "r"}},
+                          SendMessage{N(4), Gossip{id, 1, "r"}},
+                          SendMessage{N(5), IHave{{IHaveEntry{id, 1}}}},
+                          ScheduleTimer{At(1100), SweepTimer()},
+                          ScheduleTimer{At(400), again},
+                      });
+  f.Receive(4, IHave{{IHaveEntry{id, 1}}}, At(200));  // 4 has it
+  f.Feed(TimerFired{again}, At(400));
+  // 2 (the sender) and 4 hold it; 3 and 5 might not: eager and lazy alike.
+  ExpectOutput(f.out, {
+                          SendMessage{N(3), IHave{{IHaveEntry{id, 1}}}},
+                          SendMessage{N(5), IHave{{IHaveEntry{id, 1}}}},
+                          ScheduleTimer{At(700), again},
+                      });
+  f.Receive(5, Gossip{id, 3, "r"}, At(500));  // a duplicate also proves 5 holds it
+  f.Feed(TimerFired{again}, At(700));
+  ExpectOutput(f.out, {SendMessage{N(3), IHave{{IHaveEntry{id, 1}}}}});  // last round: no new timer
+  f.Feed(TimerFired{again}, At(1000));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().reannounced == 3);
+}
+
+}  // namespace
+}  // namespace gv::broadcast
