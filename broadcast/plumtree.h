@@ -215,7 +215,7 @@ struct PlumtreeConfig {
   // payload came from. 0 disables it.
   // Off by default on the shared tree: with many origins it rewires the tree
   // for each of them (the paper's variant costs 1.6 GRAFT+PRUNE per node per
-  // broadcast with 10 senders, see the variant table in the H4 report /
+  // broadcast with 10 senders, see the variant comparison in
   // docs/simulation.md); frequent origins get the rule on their own trees
   // instead (origin_hop_optimization_threshold).
   std::uint32_t hop_optimization_threshold = 0;

@@ -10,5 +10,8 @@ namespace gv::cli {
 int& ExitCode();
 
 void AddKeygenCommand(CLI::App& app);
+// `grapevine sim`: one deterministic simulation scenario (sim/), figures as text or JSON.
+// Lives here, not in sim/, because it reads the clock for wall_ms.
+void AddSimCommand(CLI::App& app);
 
 }  // namespace gv::cli

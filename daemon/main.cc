@@ -4,14 +4,6 @@
 #include <cstdio>
 
 #include "daemon/commands.h"
-#include "sim/sim_cli.h"
-
-namespace gv::cli {
-int& ExitCode() {
-  static int code = 0;
-  return code;
-}
-}  // namespace gv::cli
 
 int main(int argc, char** argv) {
   CLI::App app{"grapevine: a gossip-disseminated cluster state service"};

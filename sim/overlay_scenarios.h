@@ -1,10 +1,10 @@
 // The overlay-side scenarios of `grapevine sim` (overlay, mass-failure, churn)
 // and the dispatcher that runs any scenario by name.
 //
-// Split with sim/broadcast_scenarios.h (H4): the broadcast scenarios
-// (single-sender, multi-sender, loss) are H4's; the broadcast phases of
-// mass-failure and churn are measured with H4's BroadcastMeter, which this
-// file expects to find declared in sim/broadcast_scenarios.h as:
+// Split with sim/broadcast_scenarios.h: the broadcast scenarios
+// (single-sender, multi-sender, loss) live there; the broadcast phases of
+// mass-failure and churn are measured with its BroadcastMeter, declared in
+// sim/broadcast_scenarios.h as:
 //
 //   nlohmann::json RunBroadcastScenario(const SimOptions& options);  // single/multi/loss
 //   class BroadcastMeter {                       // installs the simulator's hooks
@@ -40,7 +40,7 @@ nlohmann::json RunChurnScenario(const SimOptions& options);
 // Any scenario; adds "scenario", "nodes", "seed", "invariants_ok". Invalid
 // options, or an invariant violated at any check of the run, give a non-ok
 // Status (the violation's text names the node and the seed). Wall time is
-// the caller's (sim/ never reads a clock; sim_cli.cc adds "wall_ms").
+// the caller's (sim/ never reads a clock; daemon/cmd_sim.cc adds "wall_ms").
 Result<nlohmann::json> RunScenario(const SimOptions& options);
 
 }  // namespace gv::sim

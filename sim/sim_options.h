@@ -1,6 +1,6 @@
 // SimOptions: what one `grapevine sim` run is asked to do. The command line
-// (sim/sim_cli.cc) fills it; the scenario functions (sim/overlay_scenarios.h,
-// H3; sim/broadcast_scenarios.h, H4) read it. Every figure a scenario prints is
+// (daemon/cmd_sim.cc) fills it; the scenario functions (sim/overlay_scenarios.h,
+// sim/broadcast_scenarios.h) read it. Every figure a scenario prints is
 // a function of these options alone (plus wall time), so the same options give
 // the same JSON except `wall_ms`.
 #pragma once
@@ -17,11 +17,11 @@ namespace gv::sim {
 
 enum class Scenario : std::uint8_t {
   kOverlay,       // join N nodes, let the overlay stabilise, measure its shape
-  kSingleSender,  // one origin broadcasts K messages (H4)
-  kMultiSender,   // K broadcasts from random origins (H4)
+  kSingleSender,  // one origin broadcasts K messages
+  kMultiSender,   // K broadcasts from random origins
   kMassFailure,   // crash a fraction, then K broadcasts with shuffles stopped
   kChurn,         // replace churn_fraction_per_period each shuffle period, broadcasting
-  kLoss,          // K broadcasts over links that drop a fraction of broadcast messages (H4)
+  kLoss,          // K broadcasts over links that drop a fraction of broadcast messages
 };
 
 // "overlay", "single-sender", ... as on the command line; nullopt if unknown.

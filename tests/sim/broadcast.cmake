@@ -1,4 +1,4 @@
-# H4's broadcast scenarios (included by tests/sim/CMakeLists.txt).
+# The broadcast scenarios with their bounds asserted (included by tests/sim/CMakeLists.txt).
 gv_add_test(sim_broadcast_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/broadcast_scenarios_test.cc LIBS gv_sim TIMEOUT 300)
 
 # Not a test: prints the Plumtree variant comparison of docs/simulation.md.

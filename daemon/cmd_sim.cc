@@ -1,6 +1,6 @@
 // The IO shell of the simulator: parses flags, opens the trace file, measures
 // wall time (the only clock read of sim/), prints the report.
-#include "sim/sim_cli.h"
+#include "daemon/commands.h"
 
 #include <chrono>
 #include <cstdio>

@@ -1,0 +1,10 @@
+#include "daemon/commands.h"
+
+namespace gv::cli {
+
+int& ExitCode() {
+  static int code = 0;
+  return code;
+}
+
+}  // namespace gv::cli
