@@ -1,4 +1,5 @@
 #include "broadcast/plumtree.h"
+#include "common/overloaded.h"
 
 #include <algorithm>
 #include <limits>
@@ -8,12 +9,6 @@
 namespace gv::broadcast {
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // Rough per-node cost of an ordered-container node (three pointers + colour,
 // rounded up to the allocator's granularity).

@@ -1,4 +1,5 @@
 #include "membership/hyparview.h"
+#include "common/overloaded.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -12,12 +13,6 @@ const char* const kMessageNames[] = {"JOIN",          "FORWARDJOIN", "FORWARDJOI
                                      "DISCONNECT",    "SHUFFLE",     "SHUFFLEREPLY",     "KEEPALIVE"};
 static_assert(sizeof(kMessageNames) / sizeof(kMessageNames[0]) == std::variant_size_v<Message>);
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // Out of line on purpose: GCC 12 inlines the variant move of an aggregate
 // built in place and then reports the inactive alternatives as

@@ -1,4 +1,5 @@
 #include "sim/simulator.h"
+#include "common/overloaded.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,12 +11,6 @@ namespace gv::sim {
 
 namespace {
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 const char* const kBroadcastNames[] = {"GOSSIP", "IHAVE", "GRAFT", "PRUNE"};
 static_assert(sizeof(kBroadcastNames) / sizeof(kBroadcastNames[0]) == kBroadcastTypes);

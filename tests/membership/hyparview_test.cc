@@ -3,6 +3,7 @@
 // connection ids) are predicted with a replica of the node's Prng: the core
 // draws from it in a fixed order, so the expected output is exact.
 #include "membership/hyparview.h"
+#include "common/overloaded.h"
 
 #include <doctest/doctest.h>
 
@@ -17,12 +18,6 @@ namespace {
 
 constexpr std::uint64_t kSeed = 7;
 
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 struct Harness {
   explicit Harness(HyParViewConfig config = {}) : node(NodeId(1), config, Prng(kSeed)) {}
