@@ -72,6 +72,15 @@ bool FullyHealed(const OverlayHealth& h) {
 
 }  // namespace
 
+namespace {
+// BuildStableOverlay, with the invariants checked at the end (into `report`).
+void JoinAndStabilizeChecked(Simulator& sim, const SimOptions& options, nlohmann::json& report) {
+  sim.JoinAll(options.join_interval);
+  RunChecked(sim, sim.now() + options.shuffle_interval * static_cast<std::int64_t>(options.stabilize_shuffle_periods),
+             report);
+}
+}  // namespace
+
 void BuildStableOverlay(Simulator& sim, const SimOptions& options) {
   sim.JoinAll(options.join_interval);
   sim.RunFor(options.shuffle_interval * static_cast<std::int64_t>(options.stabilize_shuffle_periods));
@@ -99,9 +108,7 @@ nlohmann::json OverlayMetricsJson(const OverlayMetrics& m) {
 nlohmann::json RunOverlayScenario(const SimOptions& options) {
   Simulator sim(MakeSimConfig(options));
   nlohmann::json report;
-  sim.JoinAll(options.join_interval);
-  RunChecked(sim, sim.now() + options.shuffle_interval * static_cast<std::int64_t>(options.stabilize_shuffle_periods),
-             report);
+  JoinAndStabilizeChecked(sim, options, report);
   Prng metric_rng(options.seed ^ 0x6f7665726c6179ULL);
   MergeBroadcastFigures(report, OverlayMetricsJson(MeasureOverlay(sim, metric_rng)));
   report["memory_per_node_bytes"] = MemoryJson(sim);
@@ -124,9 +131,7 @@ nlohmann::json RunOverlayScenario(const SimOptions& options) {
 nlohmann::json RunMassFailureScenario(const SimOptions& options) {
   Simulator sim(MakeSimConfig(options));
   nlohmann::json report;
-  sim.JoinAll(options.join_interval);
-  RunChecked(sim, sim.now() + options.shuffle_interval * static_cast<std::int64_t>(options.stabilize_shuffle_periods),
-             report);
+  JoinAndStabilizeChecked(sim, options, report);
 
   // The paper's experiment: shuffles stop, then a fraction of the nodes
   // fails at once, then broadcasts start right away.
@@ -200,9 +205,7 @@ nlohmann::json RunMassFailureScenario(const SimOptions& options) {
 nlohmann::json RunChurnScenario(const SimOptions& options) {
   Simulator sim(MakeSimConfig(options));
   nlohmann::json report;
-  sim.JoinAll(options.join_interval);
-  RunChecked(sim, sim.now() + options.shuffle_interval * static_cast<std::int64_t>(options.stabilize_shuffle_periods),
-             report);
+  JoinAndStabilizeChecked(sim, options, report);
 
   // The agenda: crashes, restarts and broadcasts, in time order (ties in
   // insertion order), applied between simulator runs.
