@@ -503,6 +503,29 @@ TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; P
   CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4), N(6)});
 }
 
+TEST_CASE("origin trees: a shorter duplicate after the old parent left prunes nobody") {
+  PlumtreeConfig config;
+  config.origin_hop_optimization_threshold = 2;
+  Fixture f(config);
+  const MessageId id = Id(7, 1);
+  f.Receive(2, Gossip{id, 5, "o", true}, At(100));  // first copy, hop 6, parent 2
+  f.Feed(NeighborDown{N(2)}, At(105));
+  // A copy via 3 at hop 1: the shorter branch is kept. The old parent is gone,
+  // so there is no link to prune; the fixture checks that eager, lazy and the
+  // pruned set still name only neighbours.
+  f.Receive(3, Gossip{id, 0, "o", true}, At(110));
+  ExpectOutput(f.out, {});
+  // The branch via 3 is now this message's parent: a further copy from 4 is
+  // a plain duplicate and 4 alone is told to stop.
+  f.Receive(4, Gossip{id, 0, "o", true}, At(120));
+  INFO("got:\n" << Describe(f.out.events));
+  REQUIRE(f.out.events.size() == 1);
+  const auto& prune = std::get<SendMessage>(f.out.events[0]);
+  CHECK(prune.to == N(4));
+  REQUIRE(std::holds_alternative<Prune>(prune.message));
+  CHECK(std::get<Prune>(prune.message).origin == N(7));
+}
+
 TEST_CASE("lossy mode: ids are announced again to every neighbour not known to hold them") {
   PlumtreeConfig config = PaperPlumtreeConfig();
   config.announce_rounds = 3;
