@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "wire/aligned_bytes.h"
 #include "wire/grapevine_generated.h"
 
 namespace gv::wire {
@@ -124,15 +125,8 @@ Result<sst::Delta> DecodeDelta(std::string_view bytes) {
   if (bytes.size() < 2 * sizeof(flatbuffers::uoffset_t)) {
     return Malformed("buffer of " + std::to_string(bytes.size()) + " bytes is too short");
   }
-  const auto* data = reinterpret_cast<const std::uint8_t*>(bytes.data());
-  // FlatBuffers reads scalars in place: the buffer must start 8-byte aligned
-  // (WAL records and network frames can sit at any offset), so copy if not.
-  std::unique_ptr<std::uint64_t[]> aligned;
-  if (reinterpret_cast<std::uintptr_t>(data) % alignof(std::uint64_t) != 0) {
-    aligned.reset(new std::uint64_t[(bytes.size() + 7) / 8]);
-    std::memcpy(aligned.get(), bytes.data(), bytes.size());
-    data = reinterpret_cast<const std::uint8_t*>(aligned.get());
-  }
+  const AlignedBytes aligned(bytes);  // FlatBuffers reads scalars in place
+  const std::uint8_t* data = aligned.data();
   if (!flatbuffers::BufferHasIdentifier(data, kDeltaFileIdentifier)) {
     return Malformed(std::string("not a delta buffer (file identifier is not ") + kDeltaFileIdentifier + ")");
   }
