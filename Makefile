@@ -41,9 +41,12 @@ build-test: deps $(TEST_DIR)/CMakeCache.txt
 test: build-test
 	cd $(TEST_DIR) && ctest $(CTEST_ARGS) -j $(JOBS)
 
-demo: build
-	@echo "grapevine demo: the agent is not built yet (issue #4); nothing to start." >&2
-	@exit 1
+# make demo DEMO_FLAGS="--nodes 10 --durability interval" passes flags to `grapevine demo`.
+DEMO_FLAGS ?=
+demo:
+	@scripts/install-deps.sh build
+	@$(MAKE) --no-print-directory build
+	$(BUILD_DIR)/grapevine demo $(DEMO_FLAGS)
 
 bench-wal: deps-bench build
 	$(BUILD_DIR)/bench/wal_bench --dir $(BUILD_DIR)/bench-wal-data

@@ -35,6 +35,8 @@ const UintField kUintFields[] = {
     {"snapshot-every", &AgentConfig::snapshot_every, "Deltas between local snapshots"},
     {"catchup-tail", &AgentConfig::catchup_tail, "Deltas kept after a snapshot for peers that fall behind"},
     {"max-value-bytes", &AgentConfig::max_value_bytes, "Largest value accepted by a local write (at most 1 MiB)"},
+    {"wal-segment-bytes", &AgentConfig::wal_segment_bytes,
+     "WAL segment size; segments are preallocated (8 MiB .. 1 GiB)"},
 };
 
 }  // namespace
@@ -166,6 +168,9 @@ Result<ResolvedAgentConfig> Resolve(const AgentConfig& config) {
   }
   if (config.max_value_bytes == 0 || config.max_value_bytes > 1024 * 1024) {
     return Status::InvalidArgument("--max-value-bytes must be 1..1048576");
+  }
+  if (config.wal_segment_bytes < (8u << 20) || config.wal_segment_bytes > (1ull << 30)) {
+    return Status::InvalidArgument("--wal-segment-bytes must be 8388608 (8 MiB) .. 1073741824 (1 GiB)");
   }
   if (config.snapshot_every == 0) return Status::InvalidArgument("--snapshot-every must be at least 1");
   auto gc = http::ParseDuration(config.tombstone_gc);

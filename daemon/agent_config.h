@@ -31,6 +31,7 @@ struct AgentConfig {
   std::uint64_t snapshot_every = 100000;
   std::uint64_t catchup_tail = 50000;
   std::uint64_t max_value_bytes = 64 * 1024;
+  std::uint64_t wal_segment_bytes = 64ull << 20;
   std::string tombstone_gc = "24h";
   std::string sync_interval = "10s";
   std::string config_file;

@@ -13,7 +13,7 @@
 
 namespace gv::daemon {
 
-// Holds an exclusive flock on DATA/LOCK; released when destroyed (or when the
+// Holds an exclusive flock on DATA/LOCK (the directory must exist); released when destroyed (or when the
 // process dies, which is what makes a stale LOCK file harmless).
 class DataDirLock {
  public:
@@ -21,7 +21,7 @@ class DataDirLock {
   DataDirLock(const DataDirLock&) = delete;
   DataDirLock& operator=(const DataDirLock&) = delete;
 
-  // Creates `dir` (and missing parents) and takes the lock. Fails with a
+  // Takes the lock on an existing `dir`. Fails with a
   // message naming the holder's pid if another process has it.
   static Result<std::unique_ptr<DataDirLock>> Acquire(const std::string& dir);
 

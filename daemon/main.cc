@@ -11,10 +11,18 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   gv::cli::AddKeygenCommand(app);
   gv::cli::AddSimCommand(app);
+  gv::cli::AddAgentCommand(app);
+  gv::cli::AddKvCommand(app);
+  gv::cli::AddClusterCommands(app);
+  gv::cli::AddDemoCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0 through CLI11; a usage error is one line
+    // (DESIGN.md §6: a one-line error and a non-zero exit).
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "error: %s (see --help)\n", e.what());
+    return 2;
   }
   return gv::cli::ExitCode();
 }

@@ -88,7 +88,7 @@ void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
   std::vector<std::string> frames;
   Status st = conn->decoder_.Feed(std::string_view(buf->base, static_cast<std::size_t>(nread)), frames);
   for (std::string& frame : frames) {
-    if (conn->state_ != State::kOpen) break;  // the owner closed us from a frame callback
+    if (conn->state_ != State::kOpen || conn->close_after_flush_) break;  // the owner closed us from a frame callback
     ++conn->stats_.frames_in;
     if (conn->callbacks_.on_frame) conn->callbacks_.on_frame(*conn, std::move(frame));
   }
@@ -96,7 +96,7 @@ void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
 }
 
 bool Connection::Send(std::string_view payload) {
-  if (state_ == State::kClosing) return false;
+  if (state_ == State::kClosing || close_after_flush_) return false;
   if (payload.empty() || payload.size() > options_.max_frame_bytes) {
     // Our own bug if it happens; the peer would drop us for it anyway.
     Close(Status::InvalidArgument("refusing to send a frame of " + std::to_string(payload.size()) + " bytes"));
@@ -140,6 +140,7 @@ void Connection::OnWrite(uv_write_t* req, int status) {
     return;
   }
   conn->MaybeWrite();
+  if (conn->close_after_flush_ && !conn->writing_ && conn->pending_.empty()) conn->Close(conn->close_reason_);
 }
 
 void Connection::Close(Status reason) {
@@ -151,6 +152,26 @@ void Connection::Close(Status reason) {
   auto on_close = [](uv_handle_t* h) { static_cast<Connection*>(h->data)->OnHandleClosed(); };
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
   uv_close(reinterpret_cast<uv_handle_t*>(&connect_timer_), on_close);
+}
+
+void Connection::CloseAfterFlush(Status reason) {
+  if (state_ == State::kClosing) return;
+  if (state_ != State::kOpen || (!writing_ && pending_.empty())) {
+    Close(std::move(reason));
+    return;
+  }
+  close_after_flush_ = true;
+  close_reason_ = std::move(reason);
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
+  // A peer that does not read must not keep the connection open: the connect
+  // timer (idle once connected) bounds the flush.
+  connect_timer_.data = this;
+  uv_timer_start(&connect_timer_, OnFlushTimeout, options_.connect_timeout_ms, 0);
+}
+
+void Connection::OnFlushTimeout(uv_timer_t* timer) {
+  auto* conn = static_cast<Connection*>(timer->data);
+  conn->Close(conn->close_reason_);
 }
 
 void Connection::OnHandleClosed() {

@@ -60,8 +60,12 @@ class Connection {
   // queue bound was crossed (in which case it is now closing).
   bool Send(std::string_view payload);
   void Close(Status reason);
+  // Stops reading, writes out every queued frame, then closes with `reason`
+  // (a Refuse or a DISCONNECT must reach the peer before the close). A
+  // connection still connecting, or with nothing queued, closes at once.
+  void CloseAfterFlush(Status reason);
 
-  bool open() const { return state_ == State::kOpen; }
+  bool open() const { return state_ == State::kOpen && !close_after_flush_; }
   const std::string& remote_address() const { return remote_address_; }
   const ConnectionStats& stats() const { return stats_; }
   std::size_t queued_bytes() const { return pending_.size() + in_flight_.size(); }
@@ -83,6 +87,7 @@ class Connection {
   static void OnWrite(uv_write_t* req, int status);
   static void OnConnect(uv_connect_t* req, int status);
   static void OnConnectTimeout(uv_timer_t* timer);
+  static void OnFlushTimeout(uv_timer_t* timer);
 
   uv_tcp_t tcp_{};
   uv_timer_t connect_timer_{};
@@ -98,6 +103,7 @@ class Connection {
   std::string pending_;    // frames queued behind the write in flight
   std::string in_flight_;  // owned by libuv until OnWrite
   bool writing_ = false;
+  bool close_after_flush_ = false;
   char read_buffer_[64 * 1024];
   std::string remote_address_;
   ConnectionStats stats_;

@@ -1,0 +1,830 @@
+#include "daemon/agent.h"
+
+#include <sodium.h>
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <utility>
+
+#include "common/overloaded.h"
+#include "daemon/prometheus.h"
+#include "fs/posix_file_system.h"
+#include "wire/delta_codec.h"
+
+namespace gv::daemon {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::uint64_t kRecordIdBit = 1ull << 63;  // overlay-record broadcast ids; delta ids are seqs
+
+std::uint64_t RandomU64() {
+  std::uint64_t value = 0;
+  while (value == 0) randombytes_buf(&value, sizeof(value));
+  return value;
+}
+
+json IdList(const std::vector<NodeId>& ids) {
+  json out = json::array();
+  for (NodeId id : ids) out.push_back(id.ToString());
+  return out;
+}
+
+json IdList(const std::set<NodeId>& ids) { return IdList(std::vector<NodeId>(ids.begin(), ids.end())); }
+
+json VectorJson(const statestore::VersionVector& vv) {
+  json out = json::object();
+  for (const auto& [node, seq] : vv) out[node.ToString()] = seq;
+  return out;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------ start-up
+
+Agent::Agent(uv_loop_t* loop, ResolvedAgentConfig config, AgentOptions options)
+    : loop_(loop), config_(std::move(config)), options_(std::move(options)), rng_(RandomU64()) {}
+
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::Start(uv_loop_t* loop, ResolvedAgentConfig config, AgentOptions options) {
+  std::unique_ptr<Agent> agent(new Agent(loop, std::move(config), std::move(options)));
+  Status status = agent->Open();
+  if (!status.ok()) {
+    // Close whatever libuv handles were opened; the loop holds nothing else yet.
+    bool closed = false;
+    agent->Shutdown([&closed] { closed = true; });
+    while (!closed && uv_run(loop, UV_RUN_ONCE) != 0) {
+    }
+    return status;
+  }
+  return agent;
+}
+
+TimePoint Agent::Now() const { return TimeFromMicros(static_cast<std::int64_t>(uv_hrtime() / 1000)); }
+
+std::uint64_t Agent::WallMs() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+Status Agent::Open() {
+  started_wall_ms_ = WallMs();
+  const std::string& dir = config_.raw.data_dir;
+  fs_ = std::make_unique<fs::PosixFileSystem>();
+  Status dirs = CreateDirs(*fs_, dir);
+  if (!dirs.ok()) return Status::IOError("--data-dir " + dir + ": " + dirs.message());
+  auto lock = DataDirLock::Acquire(dir);
+  if (!lock.ok()) return lock.status();
+  lock_ = std::move(*lock);
+  GV_RETURN_IF_ERROR(CreateDirs(*fs_, dir + "/snapshots"));
+  auto node_id = LoadOrCreateNodeId(*fs_, dir, NodeId{RandomU64()});
+  if (!node_id.ok()) return node_id.status();
+  self_ = *node_id;
+
+  statestore::StoreLimits limits;
+  limits.max_value_bytes = config_.raw.max_value_bytes;
+  limits.tombstone_gc_ms = config_.tombstone_gc_ms;
+  auto store = statestore::Store::Create(self_, limits);
+  if (!store.ok()) return store.status();
+  store_ = std::make_unique<statestore::Store>(std::move(*store));
+
+  // Recovery: every logged delta back into the store (and the catch-up tail).
+  wal::WalOptions wal_options;
+  wal_options.dir = dir + "/wal";
+  wal_options.durability = config_.durability;
+  wal_options.segment_bytes = config_.raw.wal_segment_bytes;
+  wal_options.max_record_bytes = static_cast<std::uint32_t>(statestore::kMaxEncodedDeltaBytes);
+  const auto recovery_started = std::chrono::steady_clock::now();
+  std::uint64_t replayed = 0;
+  auto replay = [&](wal::Lsn lsn, std::string_view payload) -> Status {
+    auto delta = wire::DecodeDelta(payload);
+    if (!delta.ok()) {
+      return Status::Corruption("WAL record " + std::to_string(lsn) + " is not a valid delta: " +
+                                delta.status().message());
+    }
+    statestore::ApplyResult result = store_->Apply(*delta, WallMs());
+    if (result.status == statestore::ApplyStatus::kRejected) {
+      spdlog::warn("WAL record {}: delta {}#{} rejected on replay: {}", lsn, delta->origin.ToString(), delta->seq,
+                   result.error.message());
+    }
+    RememberDelta(*delta, std::string(payload));
+    if (++replayed % 100000 == 0) spdlog::info("recovery: {} WAL records replayed", replayed);
+    return Status::Ok();
+  };
+  auto wal = wal::Wal::Open(*fs_, wal_options, replay);
+  if (!wal.ok()) return wal.status();
+  wal_ = std::move(*wal);
+  const auto& report = wal_->recovery();
+  spdlog::info("recovered {} WAL records from {} segments in {} ms: {} keys, applied vector of {} origins",
+               report.replayed, report.segments,
+               std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                     recovery_started)
+                   .count(),
+               store_->KeyCount(), store_->Applied().size());
+  if (report.tail_cut) {
+    spdlog::warn("WAL tail cut in {} at offset {} ({} bytes): {}", report.cut_file, report.cut_offset,
+                 report.cut_bytes, report.cut_reason);
+  }
+
+  wal_writer_ = std::make_unique<WalWriter>(loop_, *wal_);
+  kv_ = std::make_unique<KvService>(
+      loop_, *store_, *wal_writer_, [] { return WallMs(); },
+      [this](const statestore::Delta& delta, const std::string& encoded) {
+        RememberDelta(delta, encoded);
+        Post(broadcast::BroadcastRequest{broadcast::MessageId{self_, delta.seq}, encoded});
+      });
+
+  http::HttpServerOptions http_options;
+  http_options.max_body_bytes = config_.raw.max_value_bytes + 64 * 1024;
+  http_ = std::make_unique<http::HttpServer>(loop_, http_options);
+  kv_->RegisterRoutes(*http_);
+  RegisterRoutes();
+
+  membership::HyParViewConfig hyparview_config = options_.hyparview;
+  hyparview_ = std::make_unique<membership::HyParView>(self_, hyparview_config, rng_.Fork());
+  plumtree_ = std::make_unique<broadcast::Plumtree>(self_, options_.plumtree);
+
+  PeerTransportOptions transport_options;
+  transport_options.cluster = config_.raw.cluster;
+  transport_options.self = self_;
+  transport_options.name = config_.raw.name;
+  transport_options.advertise = config_.advertise.ToString();
+  transport_options.cluster_key = config_.cluster_key_bytes;
+  transport_options.connection.max_frame_bytes =
+      transport_options.limits.max_frame_bytes + transport::FrameCipher::kOverheadBytes;
+  transport_options.connection.max_queued_bytes = 64u << 20;
+  PeerTransport::Callbacks callbacks;
+  callbacks.on_message = [this](NodeId from, wire::PeerMessage message) { OnPeerMessage(from, std::move(message)); };
+  callbacks.on_peer_lost = [this](NodeId peer, PeerLossReason reason, const Status& why) {
+    OnPeerLost(peer, reason, why);
+  };
+  callbacks.on_seed_identified = [this](const std::string& address, NodeId node) { OnSeedIdentified(address, node); };
+  callbacks.on_seed_failed = [this](const std::string& address, const Status& why) { OnSeedFailed(address, why); };
+  callbacks.keep_peer = [this](NodeId peer) {
+    return hyparview_->is_active(peer) || hyparview_->pending_requests().count(peer) != 0;
+  };
+  transport_ = std::make_unique<PeerTransport>(loop_, transport_options, std::move(callbacks));
+
+  uv_timer_init(loop_, &core_timer_);
+  core_timer_.data = this;
+  ++open_timers_;
+  uv_timer_init(loop_, &housekeeping_timer_);
+  housekeeping_timer_.data = this;
+  ++open_timers_;
+
+  GV_RETURN_IF_ERROR(transport_->Init());
+  GV_RETURN_IF_ERROR(transport_->Listen(config_.bind));
+  Status http_status = http_->Listen(config_.http.ToString());
+  if (!http_status.ok()) {
+    return Status::Unavailable("cannot serve HTTP on " + config_.http.ToString() + ": " + http_status.message() +
+                               " (is another agent using --http " + config_.http.ToString() + "?)");
+  }
+
+  uv_timer_start(
+      &housekeeping_timer_, [](uv_timer_t* t) { static_cast<Agent*>(t->data)->Housekeeping(); },
+      options_.housekeeping_interval_ms, options_.housekeeping_interval_ms);
+  record_seq_ = WallMs();
+  last_sync_ms_ = uv_now(loop_);
+  last_gc_ms_ = uv_now(loop_);
+
+  spdlog::info("agent {} ({}) of cluster '{}': peers on {} (advertised {}), HTTP on {}, durability {}",
+               config_.raw.name, self_.ToString(), config_.raw.cluster, config_.bind.ToString(),
+               config_.advertise.ToString(), config_.http.ToString(), wal::DurabilityName(config_.durability));
+  for (const net::SocketAddress& seed : config_.join) seeds_[seed.ToString()] = std::nullopt;
+  MaybeJoin();
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------------ the pump
+
+void Agent::Post(CoreEvent event) {
+  if (shutting_down_) return;
+  pending_.push_back(std::move(event));
+  if (!pumping_) Pump();
+}
+
+void Agent::Pump() {
+  pumping_ = true;
+  while (!pending_.empty()) {
+    CoreEvent event = std::move(pending_.front());
+    pending_.pop_front();
+    std::visit(Overloaded{[this](const membership::InEvent& e) { RunMembership(e); },
+                          [this](const broadcast::InEvent& e) { RunBroadcast(e); }},
+               event);
+  }
+  pumping_ = false;
+  ArmTimer();
+}
+
+void Agent::RunMembership(const membership::InEvent& event) {
+  membership::Outbox out;
+  hyparview_->handle(event, Now(), out);
+  for (membership::OutEvent& output : out.events) {
+    std::visit(Overloaded{
+                   [this](membership::SendMessage& m) { transport_->Send(m.to, wire::PeerMessage{std::move(m.message)}); },
+                   [this](membership::CloseConnection& m) { transport_->ClosePeer(m.peer); },
+                   [this](membership::NeighborUp& m) {
+                     spdlog::info("neighbour up: {} ({})", m.peer.ToString(), transport_->NameOf(m.peer).value_or("?"));
+                     views_changed_ = true;
+                     pending_.push_back(broadcast::InEvent{broadcast::NeighborUp{m.peer}});
+                     // A new neighbour may hold what we missed while away or partitioned.
+                     RequestSync(m.peer);
+                   },
+                   [this](membership::NeighborDown& m) {
+                     spdlog::info("neighbour down: {} ({})", m.peer.ToString(),
+                                  transport_->NameOf(m.peer).value_or("?"));
+                     views_changed_ = true;
+                     pending_.push_back(broadcast::InEvent{broadcast::NeighborDown{m.peer}});
+                   },
+                   [this](membership::ScheduleTimer& m) { Schedule(m.at, m.timer); },
+               },
+               output);
+  }
+}
+
+void Agent::RunBroadcast(const broadcast::InEvent& event) {
+  broadcast::Outbox out;
+  plumtree_->handle(event, Now(), out);
+  for (broadcast::OutEvent& output : out.events) {
+    std::visit(Overloaded{
+                   [this](broadcast::SendMessage& m) {
+                     if (const auto* gossip = std::get_if<broadcast::Gossip>(&m.message)) {
+                       ++payload_messages_sent_[wire::HasFileIdentifier(gossip->payload, wire::kDeltaFileIdentifier)
+                                                    ? "delta"
+                                                    : "overlay"];
+                     }
+                     transport_->Send(m.to, wire::PeerMessage{std::move(m.message)});
+                   },
+                   [this](broadcast::Deliver& m) { OnDeliver(m); },
+                   [this](broadcast::ScheduleTimer& m) { Schedule(m.at, m.timer); },
+               },
+               output);
+  }
+}
+
+void Agent::Schedule(TimePoint at, CoreTimer timer) { timers_.emplace(at, std::move(timer)); }
+
+void Agent::ArmTimer() {
+  if (shutting_down_ || timers_.empty()) return;
+  const std::int64_t wait_us = ToMicros(timers_.begin()->first) - ToMicros(Now());
+  const std::uint64_t wait_ms = wait_us <= 0 ? 0 : static_cast<std::uint64_t>((wait_us + 999) / 1000);
+  uv_timer_start(
+      &core_timer_, [](uv_timer_t* t) { static_cast<Agent*>(t->data)->OnTimerExpired(); }, wait_ms, 0);
+}
+
+void Agent::OnTimerExpired() {
+  const TimePoint now = Now();
+  // Collect first: handling a timer schedules new ones.
+  std::vector<CoreTimer> due;
+  while (!timers_.empty() && timers_.begin()->first <= now) {
+    due.push_back(std::move(timers_.begin()->second));
+    timers_.erase(timers_.begin());
+  }
+  for (const CoreTimer& timer : due) {
+    if (const auto* t = std::get_if<membership::Timer>(&timer)) {
+      membership::InEvent event = membership::TimerFired{*t};
+      pending_.emplace_back(std::move(event));
+    } else {
+      broadcast::InEvent event = broadcast::TimerFired{std::get<broadcast::Timer>(timer)};
+      pending_.emplace_back(std::move(event));
+    }
+  }
+  if (!pumping_) Pump();
+}
+
+// ------------------------------------------------------------------ transport
+
+void Agent::OnPeerMessage(NodeId from, wire::PeerMessage message) {
+  if (shutting_down_) return;
+  std::visit(Overloaded{
+                 [&](membership::Message& m) { Post(membership::InEvent{membership::MessageReceived{from, std::move(m)}}); },
+                 [&](broadcast::Message& m) { Post(broadcast::InEvent{broadcast::MessageReceived{from, std::move(m)}}); },
+                 [&](wire::SyncRequest& m) { OnSyncRequest(from, m); },
+                 [&](wire::SyncReply& m) { OnSyncReply(from, m); },
+                 [&](auto&) {},  // Hello/Refuse never get here (the transport consumes them)
+             },
+             message);
+}
+
+void Agent::OnPeerLost(NodeId peer, PeerLossReason reason, const Status& why) {
+  if (shutting_down_) return;
+  const bool active = hyparview_->is_active(peer);
+  const bool requested = hyparview_->pending_requests().count(peer) != 0;
+  // A dial that failed means a dead candidate; a closed connection matters
+  // only when the peer is (or is becoming) our neighbour.
+  if (reason == PeerLossReason::kDialFailed || active || requested) {
+    if (active) {
+      spdlog::info("lost active peer {} ({}): {}", peer.ToString(), transport_->NameOf(peer).value_or("?"),
+                   why.message());
+    } else {
+      spdlog::debug("peer {} unreachable: {}", peer.ToString(), why.message());
+    }
+    ++metrics_.peer_losses_reported;
+    Post(membership::InEvent{membership::PeerDown{peer}});
+  }
+}
+
+void Agent::MaybeJoin() {
+  if (joined_ || shutting_down_) return;
+  if (seeds_.empty()) {
+    joined_ = true;
+    spdlog::info("no --join seeds: starting a new overlay");
+    Post(membership::InEvent{membership::JoinRequest{}});
+    return;
+  }
+  std::vector<NodeId> contacts;
+  for (const auto& [address, node] : seeds_) {
+    if (node) contacts.push_back(*node);
+  }
+  if (!contacts.empty()) {
+    joined_ = true;
+    spdlog::info("joining through {} seed(s)", contacts.size());
+    Post(membership::InEvent{membership::JoinRequest{contacts}});
+    return;
+  }
+  last_seed_attempt_ms_ = uv_now(loop_);
+  for (const auto& [address, node] : seeds_) transport_->DialSeed(address);
+}
+
+void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
+  auto it = seeds_.find(address);
+  if (it == seeds_.end()) return;
+  it->second = node;
+  MaybeJoin();
+}
+
+void Agent::OnSeedFailed(const std::string& address, const Status& why) {
+  if (shutting_down_) return;
+  if (why.code() == StatusCode::kInvalidArgument) {
+    // Refused (another cluster, our own address): retrying cannot help.
+    spdlog::error("--join {}: {}; ignoring this seed", address, why.message());
+    seeds_.erase(address);
+    MaybeJoin();
+    return;
+  }
+  spdlog::warn("--join {}: {}; retrying every {} ms", address, why.message(), options_.seed_retry_interval_ms);
+}
+
+// ------------------------------------------------------------------ state
+
+void Agent::OnDeliver(const broadcast::Deliver& deliver) {
+  if (deliver.from == self_) return;  // our own broadcast: applied and logged already
+  if (wire::HasFileIdentifier(deliver.payload, wire::kDeltaFileIdentifier)) {
+    ApplyRemoteDelta(deliver.payload, /*from_sync=*/false);
+  } else if (wire::HasFileIdentifier(deliver.payload, wire::kOverlayRecordFileIdentifier)) {
+    OnOverlayRecord(deliver.payload);
+  } else {
+    ++metrics_.payloads_unknown;
+  }
+}
+
+void Agent::ApplyRemoteDelta(std::string encoded, bool from_sync) {
+  auto delta = wire::DecodeDelta(encoded);
+  if (!delta.ok()) {
+    ++metrics_.deltas_rejected;
+    spdlog::warn("dropping an invalid delta: {}", delta.status().ToString());
+    return;
+  }
+  statestore::ApplyResult result = store_->Apply(*delta, WallMs());
+  switch (result.status) {
+    case statestore::ApplyStatus::kDuplicate:
+      ++metrics_.deltas_duplicate;
+      return;
+    case statestore::ApplyStatus::kRejected:
+      ++metrics_.deltas_rejected;
+      spdlog::warn("delta {}#{} rejected: {}", delta->origin.ToString(), delta->seq, result.error.message());
+      return;
+    case statestore::ApplyStatus::kHeldBack:
+      ++metrics_.deltas_held_back;
+      break;
+    case statestore::ApplyStatus::kApplied:
+      metrics_.deltas_applied += result.applied.size();
+      if (from_sync) metrics_.antientropy_deltas += result.applied.size();
+      break;
+  }
+  // Held-back deltas are logged too: replay holds them back again until
+  // their gap is filled, so nothing received is lost to a restart.
+  wal_writer_->Submit(encoded, [this](Result<wal::Lsn> lsn) {
+    if (!lsn.ok()) {
+      if (metrics_.wal_failures++ == 0) {
+        spdlog::error("WAL append of a received delta failed: {}; restart the agent once the disk is fixed",
+                      lsn.status().ToString());
+      }
+    }
+  });
+  RememberDelta(*delta, std::move(encoded));
+  if (!result.changed.empty()) kv_->NotifyChanged(result.changed);
+}
+
+void Agent::RememberDelta(const statestore::Delta& delta, std::string encoded) {
+  auto& seqs = tail_[delta.origin];
+  if (seqs.count(delta.seq) != 0) return;
+  tail_bytes_ += encoded.size();
+  seqs.emplace(delta.seq, TailEntry{std::move(encoded)});
+  tail_order_.push_back(statestore::DeltaId{delta.origin, delta.seq});
+  while (!tail_order_.empty() &&
+         (tail_order_.size() > config_.raw.catchup_tail || tail_bytes_ > options_.catchup_tail_max_bytes)) {
+    const statestore::DeltaId oldest = tail_order_.front();
+    tail_order_.pop_front();
+    auto origin = tail_.find(oldest.origin);
+    if (origin == tail_.end()) continue;
+    auto entry = origin->second.find(oldest.seq);
+    if (entry != origin->second.end()) {
+      tail_bytes_ -= entry->second.encoded.size();
+      origin->second.erase(entry);
+    }
+    if (origin->second.empty()) tail_.erase(origin);
+  }
+}
+
+void Agent::RequestSync(NodeId peer) {
+  ++metrics_.antientropy_rounds;
+  last_sync_ms_ = uv_now(loop_);
+  transport_->Send(peer, wire::SyncRequest{store_->Applied(), options_.max_sync_reply_bytes});
+}
+
+void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
+  ++metrics_.antientropy_served;
+  const std::uint64_t budget = std::min<std::uint64_t>(
+      request.max_reply_bytes == 0 ? options_.max_sync_reply_bytes : request.max_reply_bytes,
+      options_.max_sync_reply_bytes);
+  const std::size_t max_deltas = wire::EnvelopeLimits{}.max_sync_deltas;
+  wire::SyncReply reply;
+  std::uint64_t bytes = 0;
+  for (const auto& [origin, seqs] : tail_) {
+    auto have_it = request.applied.find(origin);
+    const std::uint64_t have = have_it == request.applied.end() ? 0 : have_it->second;
+    auto from_it = seqs.upper_bound(have);
+    if (from_it == seqs.end()) continue;
+    if (from_it->first != have + 1) {
+      // The tail no longer reaches back to what the peer lacks: deltas alone
+      // cannot catch it up (a snapshot can; issue 5).
+      spdlog::info("peer {} lacks {}#{}..{}, older than this node's catch-up tail (starts at {})", from.ToString(),
+                   origin.ToString(), have + 1, from_it->first - 1, seqs.begin()->first);
+      continue;
+    }
+    for (auto it = from_it; it != seqs.end(); ++it) {
+      if (reply.deltas.size() >= max_deltas ||
+          (!reply.deltas.empty() && bytes + it->second.encoded.size() > budget)) {
+        reply.more = true;
+        break;
+      }
+      bytes += it->second.encoded.size();
+      reply.deltas.push_back(it->second.encoded);
+    }
+    if (reply.more) break;
+  }
+  if (!reply.deltas.empty()) {
+    spdlog::debug("sync: sending {} deltas ({} bytes) to {}", reply.deltas.size(), bytes, from.ToString());
+  }
+  transport_->Send(from, reply);
+}
+
+void Agent::OnSyncReply(NodeId from, const wire::SyncReply& reply) {
+  const std::uint64_t before = metrics_.antientropy_deltas;
+  for (const std::string& encoded : reply.deltas) ApplyRemoteDelta(encoded, /*from_sync=*/true);
+  if (metrics_.antientropy_deltas > before) {
+    spdlog::info("anti-entropy: {} missing deltas from {}", metrics_.antientropy_deltas - before, from.ToString());
+  }
+  if (reply.more && !shutting_down_) RequestSync(from);
+}
+
+std::optional<NodeId> Agent::RandomActivePeer() {
+  std::vector<NodeId> active = hyparview_->active_view();
+  if (active.empty()) return std::nullopt;
+  return active[rng_.Index(active.size())];
+}
+
+void Agent::Housekeeping() {
+  if (shutting_down_) return;
+  const std::uint64_t now = uv_now(loop_);
+  if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
+
+  // A gap Plumtree did not fill within gap_timeout_ms is asked of a peer.
+  if (store_->HeldBackCount() > 0) {
+    if (gap_seen_since_ms_ == 0) {
+      gap_seen_since_ms_ = now;
+    } else if (now - gap_seen_since_ms_ >= options_.gap_timeout_ms) {
+      if (auto peer = RandomActivePeer()) RequestSync(*peer);
+      gap_seen_since_ms_ = now;
+    }
+  } else {
+    gap_seen_since_ms_ = 0;
+  }
+  if (now - last_sync_ms_ >= config_.sync_interval_ms) {
+    if (auto peer = RandomActivePeer()) {
+      RequestSync(*peer);
+    } else {
+      last_sync_ms_ = now;
+    }
+  }
+  if (now - last_gc_ms_ >= options_.tombstone_gc_check_interval_ms) {
+    last_gc_ms_ = now;
+    store_->CollectGarbage(WallMs());
+  }
+  if (now - last_record_ms_ >= options_.overlay_record_interval_ms ||
+      (views_changed_ && now - last_record_ms_ >= options_.overlay_record_min_gap_ms)) {
+    PublishRecord(/*left=*/false);
+  }
+  for (auto it = records_.begin(); it != records_.end();) {
+    it = now - it->second.second > options_.overlay_record_expiry_ms ? records_.erase(it) : std::next(it);
+  }
+}
+
+// ------------------------------------------------------------------ topology
+
+wire::OverlayRecord Agent::LocalRecord() const {
+  wire::OverlayRecord record;
+  record.node = self_;
+  record.name = config_.raw.name;
+  record.address = config_.advertise.ToString();
+  record.http = config_.http.ToString();
+  record.version = record_seq_;
+  record.active = hyparview_->active_view();
+  record.passive = hyparview_->passive_view();
+  record.eager.assign(plumtree_->eager_peers().begin(), plumtree_->eager_peers().end());
+  record.lazy.assign(plumtree_->lazy_peers().begin(), plumtree_->lazy_peers().end());
+  record.applied = store_->Applied();
+  record.key_count = store_->KeyCount();
+  return record;
+}
+
+void Agent::PublishRecord(bool left) {
+  last_record_ms_ = uv_now(loop_);
+  views_changed_ = false;
+  record_seq_ = std::max(record_seq_ + 1, WallMs());
+  wire::OverlayRecord record = LocalRecord();
+  record.left = left;
+  Post(broadcast::InEvent{
+      broadcast::BroadcastRequest{broadcast::MessageId{self_, kRecordIdBit | record_seq_}, wire::EncodeOverlayRecord(record)}});
+}
+
+void Agent::OnOverlayRecord(std::string_view payload) {
+  auto record = wire::DecodeOverlayRecord(payload);
+  if (!record.ok()) {
+    ++metrics_.payloads_unknown;
+    spdlog::warn("dropping an invalid overlay record: {}", record.status().ToString());
+    return;
+  }
+  ++metrics_.overlay_records_received;
+  if (record->node == self_) return;
+  auto it = records_.find(record->node);
+  if (it != records_.end() && it->second.first.version >= record->version) return;
+  if (record->left) {
+    spdlog::info("{} ({}) left the cluster", record->name, record->node.ToString());
+    records_.erase(record->node);
+    return;
+  }
+  transport_->AddAddress(record->node, record->address);
+  const NodeId node = record->node;
+  records_[node] = {std::move(*record), uv_now(loop_)};
+}
+
+// ------------------------------------------------------------------ HTTP
+
+void Agent::RegisterRoutes() {
+  http_->Route("GET", "/v1/status", [this](http::Request& request, http::Responder responder) {
+    (void)request;
+    responder.Finish(http::Response::Json(200, StatusJson()));
+  });
+  http_->Route("GET", "/v1/topology", [this](http::Request&, http::Responder responder) {
+    responder.Finish(http::Response::Json(200, TopologyJson()));
+  });
+  http_->Route("GET", "/metrics", [this](http::Request&, http::Responder responder) {
+    http::Response response = http::Response::Text(200, MetricsText());
+    response.content_type = PrometheusWriter::kContentType;
+    responder.Finish(std::move(response));
+  });
+}
+
+std::string Agent::StatusJson() const {
+  json out;
+  out["node_id"] = self_.ToString();
+  out["name"] = config_.raw.name;
+  out["cluster"] = config_.raw.cluster;
+  out["address"] = config_.advertise.ToString();
+  out["http"] = config_.http.ToString();
+  out["applied"] = VectorJson(store_->Applied());
+  out["key_count"] = store_->KeyCount();
+  out["index"] = store_->Index();
+  out["held_back"] = store_->HeldBackCount();
+  out["active"] = IdList(hyparview_->active_view());
+  out["passive"] = IdList(hyparview_->passive_view());
+  out["eager"] = IdList(plumtree_->eager_peers());
+  out["lazy"] = IdList(plumtree_->lazy_peers());
+  out["digest"] = statestore::DigestHex(store_->Digest());
+  const wal::WalStats wal = wal_->stats();
+  out["wal"] = {{"durability", wal::DurabilityName(config_.durability)},
+                {"segments", wal.segments},
+                {"records", wal.records},
+                {"bytes", wal.bytes},
+                {"syncs", wal.syncs},
+                {"last_lsn", wal.last_lsn},
+                {"catchup_tail_deltas", tail_order_.size()},
+                {"catchup_tail_bytes", tail_bytes_}};
+  out["uptime_ms"] = WallMs() - started_wall_ms_;
+  return out.dump();
+}
+
+std::string Agent::TopologyJson() const {
+  json nodes = json::array();
+  json edges = json::array();
+  const std::uint64_t now = uv_now(loop_);
+  auto add = [&](const wire::OverlayRecord& record, std::uint64_t age_ms) {
+    nodes.push_back({{"id", record.node.ToString()},
+                     {"name", record.name},
+                     {"address", record.address},
+                     {"http", record.http},
+                     {"active", IdList(record.active)},
+                     {"passive", IdList(record.passive)},
+                     {"eager", IdList(record.eager)},
+                     {"lazy", IdList(record.lazy)},
+                     {"applied", VectorJson(record.applied)},
+                     {"key_count", record.key_count},
+                     {"age_ms", age_ms},
+                     {"self", record.node == self_}});
+    auto edges_of = [&](const std::vector<NodeId>& peers, const char* kind) {
+      for (NodeId peer : peers) edges.push_back({{"from", record.node.ToString()}, {"to", peer.ToString()}, {"kind", kind}});
+    };
+    edges_of(record.active, "active");
+    edges_of(record.passive, "passive");
+    edges_of(record.eager, "eager");
+    edges_of(record.lazy, "lazy");
+  };
+  add(LocalRecord(), 0);
+  for (const auto& [id, entry] : records_) add(entry.first, now - entry.second);
+  return json{{"nodes", nodes}, {"edges", edges}}.dump();
+}
+
+std::string Agent::MetricsText() const {
+  PrometheusWriter w;
+  const PeerTransportMetrics& peer = transport_->metrics();
+  {
+    auto family = w.Family("grapevine_peer_messages_sent_total", PrometheusWriter::Type::kCounter,
+                           "Peer messages sent, by type");
+    for (const auto& [type, count] : peer.messages_sent) family.Sample(static_cast<double>(count), {{"type", type}});
+  }
+  {
+    auto family = w.Family("grapevine_peer_messages_received_total", PrometheusWriter::Type::kCounter,
+                           "Peer messages received and verified, by type");
+    for (const auto& [type, count] : peer.messages_received) family.Sample(static_cast<double>(count), {{"type", type}});
+  }
+  w.Counter("grapevine_peer_bytes_sent_total", "Peer frame bytes queued for sending", static_cast<double>(peer.bytes_sent));
+  w.Counter("grapevine_peer_bytes_received_total", "Peer frame bytes received", static_cast<double>(peer.bytes_received));
+  {
+    auto family = w.Family("grapevine_peer_frames_rejected_total", PrometheusWriter::Type::kCounter,
+                           "Peer frames or connections refused, by reason");
+    for (const char* reason : {"decode", "decrypt", "handshake", "handshake_timeout", "unexpected"}) {
+      auto it = peer.frames_rejected.find(reason);
+      family.Sample(it == peer.frames_rejected.end() ? 0.0 : static_cast<double>(it->second), {{"reason", reason}});
+    }
+  }
+  {
+    auto family = w.Family("grapevine_peer_disconnects_total", PrometheusWriter::Type::kCounter,
+                           "Peer connections lost (not closed by this agent), by reason");
+    for (const auto& [reason, count] : peer.disconnects) family.Sample(static_cast<double>(count), {{"reason", reason}});
+  }
+  w.Gauge("grapevine_peer_connections", "Open peer connections", static_cast<double>(transport_->open_connections()));
+  w.Counter("grapevine_peer_connections_accepted_total", "Inbound peer connections accepted",
+            static_cast<double>(peer.connections_accepted));
+  w.Counter("grapevine_peer_dials_total", "Outbound peer connections started", static_cast<double>(peer.dials));
+  w.Counter("grapevine_peer_dial_failures_total", "Outbound peer connections that never completed the handshake",
+            static_cast<double>(peer.dial_failures));
+
+  const membership::HyParViewStats& hv = hyparview_->stats();
+  w.Gauge("grapevine_membership_active_peers", "Peers in the active view", static_cast<double>(hyparview_->active_size()));
+  w.Gauge("grapevine_membership_passive_peers", "Peers in the passive view",
+          static_cast<double>(hyparview_->passive_view().size()));
+  w.Counter("grapevine_membership_peer_down_total", "Active peers lost", static_cast<double>(hv.peer_down));
+  w.Counter("grapevine_membership_keepalive_timeouts_total", "Active peers dropped for silence",
+            static_cast<double>(hv.keepalive_timeouts));
+  w.Counter("grapevine_membership_shuffles_sent_total", "SHUFFLE walks started", static_cast<double>(hv.shuffles_sent));
+  w.Counter("grapevine_membership_rejoins_total", "JOINs sent because the node was isolated",
+            static_cast<double>(hv.rejoins));
+
+  const broadcast::PlumtreeStats& pt = plumtree_->stats();
+  w.Counter("grapevine_broadcast_deliveries_total", "Broadcast payloads delivered (own included)",
+            static_cast<double>(pt.delivered));
+  w.Counter("grapevine_broadcast_duplicates_total", "Duplicate GOSSIP payloads received", static_cast<double>(pt.duplicates));
+  w.Counter("grapevine_broadcast_grafts_sent_total", "GRAFTs sent", static_cast<double>(pt.graft_sent));
+  w.Counter("grapevine_broadcast_prunes_sent_total", "PRUNEs sent", static_cast<double>(pt.prune_sent));
+  w.Counter("grapevine_broadcast_ihave_entries_sent_total", "Message ids announced lazily",
+            static_cast<double>(pt.ihave_entries_sent));
+  w.Counter("grapevine_broadcast_graft_timeouts_total", "Graft timers that found the message still missing",
+            static_cast<double>(pt.graft_timeouts));
+  {
+    auto family = w.Family("grapevine_broadcast_payload_messages_sent_total", PrometheusWriter::Type::kCounter,
+                           "GOSSIP messages sent, by payload kind (delta: a write; overlay: a topology record)");
+    for (const char* kind : {"delta", "overlay"}) {
+      auto it = payload_messages_sent_.find(kind);
+      family.Sample(it == payload_messages_sent_.end() ? 0.0 : static_cast<double>(it->second), {{"kind", kind}});
+    }
+  }
+
+  const statestore::StoreStats store = store_->Stats();
+  w.Gauge("grapevine_kv_keys", "Live keys", static_cast<double>(store.live_keys));
+  w.Gauge("grapevine_kv_tombstones", "Deleted keys not yet collected", static_cast<double>(store.tombstones));
+  w.Gauge("grapevine_kv_held_back_deltas", "Deltas waiting for a predecessor", static_cast<double>(store.held_back));
+  w.Counter("grapevine_kv_conflicts_total", "Merges that found concurrent writes", static_cast<double>(store.conflicts));
+  w.Gauge("grapevine_kv_index", "The local change counter", static_cast<double>(store_->Index()));
+  w.Counter("grapevine_deltas_applied_total", "Remote deltas applied", static_cast<double>(metrics_.deltas_applied));
+  w.Counter("grapevine_deltas_duplicate_total", "Remote deltas already applied", static_cast<double>(metrics_.deltas_duplicate));
+  w.Counter("grapevine_deltas_rejected_total", "Remote deltas refused", static_cast<double>(metrics_.deltas_rejected));
+  w.Counter("grapevine_deltas_held_back_total", "Remote deltas that arrived before a predecessor",
+            static_cast<double>(metrics_.deltas_held_back));
+  const KvMetrics& kv = kv_->metrics();
+  w.Counter("grapevine_kv_writes_total", "Acknowledged local writes", static_cast<double>(kv.writes));
+  w.Counter("grapevine_kv_write_errors_total", "Local writes refused or failed", static_cast<double>(kv.write_errors));
+  w.Counter("grapevine_kv_cas_conflicts_total", "Compare-and-set mismatches", static_cast<double>(kv.cas_conflicts));
+  w.Gauge("grapevine_kv_blocking_reads", "Blocking reads waiting", static_cast<double>(kv.blocking_reads));
+  w.Gauge("grapevine_kv_watchers", "Open watch streams", static_cast<double>(kv.watchers));
+
+  const wal::WalStats wal = wal_->stats();
+  w.Counter("grapevine_wal_appends_total", "WAL records appended", static_cast<double>(wal.records));
+  w.Counter("grapevine_wal_bytes_total", "WAL bytes written", static_cast<double>(wal.bytes));
+  w.Gauge("grapevine_wal_segments", "Live WAL segment files", static_cast<double>(wal.segments));
+  w.Counter("grapevine_wal_append_failures_total", "WAL appends of received deltas that failed",
+            static_cast<double>(metrics_.wal_failures));
+  w.Family("grapevine_wal_fsync_seconds", PrometheusWriter::Type::kSummary, "WAL fdatasync latency")
+      .SampleWithSuffix("_sum", static_cast<double>(wal.sync_micros_sum) / 1e6)
+      .SampleWithSuffix("_count", static_cast<double>(wal.syncs));
+
+  w.Counter("grapevine_antientropy_rounds_total", "Catch-up requests sent", static_cast<double>(metrics_.antientropy_rounds));
+  w.Counter("grapevine_antientropy_served_total", "Catch-up requests answered", static_cast<double>(metrics_.antientropy_served));
+  w.Counter("grapevine_antientropy_deltas_total", "Deltas applied from catch-up replies",
+            static_cast<double>(metrics_.antientropy_deltas));
+  w.Gauge("grapevine_topology_records", "Overlay records known from other nodes", static_cast<double>(records_.size()));
+
+  {
+    auto family = w.Family("grapevine_http_responses_total", PrometheusWriter::Type::kCounter, "HTTP answers, by status");
+    for (const auto& [status, count] : http_->responses_by_status()) {
+      family.Sample(static_cast<double>(count), {{"status", std::to_string(status)}});
+    }
+  }
+  w.Counter("grapevine_http_rejected_total", "HTTP requests refused before a handler (bad path, body too large)",
+            static_cast<double>(http_->rejected_requests()));
+  w.Gauge("grapevine_uptime_seconds", "Seconds since the agent started",
+          static_cast<double>(WallMs() - started_wall_ms_) / 1000.0);
+  return w.text();
+}
+
+// ------------------------------------------------------------------ shutdown
+
+void Agent::Shutdown(std::function<void()> on_done) {
+  if (on_shutdown_done_ || closing_components_ > 0) return;
+  on_shutdown_done_ = std::move(on_done);
+  if (!shutting_down_ && plumtree_ && transport_ && joined_) {
+    spdlog::info("leaving the cluster");
+    PublishRecord(/*left=*/true);
+  }
+  shutting_down_ = true;
+  pending_.clear();
+
+  // Every component closes on its own; ComponentClosed counts them back.
+  closing_components_ = 1;  // held until every Close below was started
+  if (transport_) {
+    ++closing_components_;
+    transport_->Close([this] { ComponentClosed(); });
+  }
+  if (kv_) {
+    ++closing_components_;
+    kv_->Close([this] { ComponentClosed(); });
+  }
+  if (http_) {
+    ++closing_components_;
+    http_->Close([this] { ComponentClosed(); });
+  }
+  if (wal_writer_) {
+    ++closing_components_;
+    wal_writer_->Close([this] {
+      Status st = wal_->Close();
+      if (!st.ok()) spdlog::error("closing the WAL: {}", st.ToString());
+      ComponentClosed();
+    });
+  } else if (wal_) {
+    Status st = wal_->Close();
+    if (!st.ok()) spdlog::error("closing the WAL: {}", st.ToString());
+  }
+  auto on_timer_closed = [](uv_handle_t* h) { static_cast<Agent*>(h->data)->ComponentClosed(); };
+  if (open_timers_ > 0) {
+    closing_components_ += open_timers_;
+    uv_close(reinterpret_cast<uv_handle_t*>(&core_timer_), on_timer_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_timer_), on_timer_closed);
+    open_timers_ = 0;
+  }
+  ComponentClosed();
+}
+
+void Agent::ComponentClosed() {
+  if (--closing_components_ > 0) return;
+  spdlog::info("agent stopped");
+  auto done = std::move(on_shutdown_done_);
+  if (done) done();
+}
+
+}  // namespace gv::daemon

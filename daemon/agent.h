@@ -1,0 +1,216 @@
+// Agent: one grapevine node — the IO shell around the protocol cores
+// (DESIGN.md §1). It owns the libuv-side pieces (peer transport, HTTP
+// server, WAL writer thread, timers) and the cores (HyParView, Plumtree, the
+// store), turns every source into a core event stamped with the loop's time,
+// and executes what the cores ask for.
+//
+//   peer frame ──► PeerTransport ──► HyParView / Plumtree / anti-entropy
+//   HyParView  ──NeighborUp/Down──► Plumtree ──Deliver──► Store ──► WAL
+//   HTTP PUT   ──► KvService ──► Store ──► WAL ──durable──► Plumtree broadcast ──► answer
+//
+// Re-entrancy: a core is never called from inside its own handle(). Inputs
+// are queued and drained by one pump loop; outputs that produce new inputs
+// (NeighborUp for Plumtree, a failed send) are queued behind them.
+//
+// Peer losses reach HyParView as PeerDown when they matter to it: an active
+// or requested peer's connection closed, or a dial failed (a dead passive
+// candidate). A short-lived connection to a non-active peer (a SHUFFLE's)
+// that the other side closed when idle is not a failure.
+//
+// Catch-up (deltas only; snapshots come with issue 5): the agent keeps the
+// most recent encoded deltas (--catchup-tail, also bounded in bytes) in
+// memory, refilled from the WAL at start-up. A node asks a peer for what it
+// lacks (SyncRequest with its applied vector) when a neighbour comes up, when
+// a gap in the applied vector outlives gap_timeout_ms, and every
+// --sync-interval.
+//
+// Topology: every node broadcasts its overlay record (views, eager/lazy sets,
+// applied vector) every overlay_record_interval_ms and when its views change
+// (at most once a second), so any node can draw the whole overlay.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "broadcast/plumtree.h"
+#include "common/node_id.h"
+#include "common/prng.h"
+#include "common/status.h"
+#include "common/time.h"
+#include "daemon/agent_config.h"
+#include "daemon/data_dir.h"
+#include "daemon/http/server.h"
+#include "daemon/kv_service.h"
+#include "wire/overlay_record.h"
+#include "daemon/peer_transport.h"
+#include "daemon/wal_writer.h"
+#include "fs/file_system.h"
+#include "membership/hyparview.h"
+#include "statestore/store.h"
+#include "wal/wal.h"
+
+namespace gv::daemon {
+
+struct AgentOptions {
+  membership::HyParViewConfig hyparview;
+  broadcast::PlumtreeConfig plumtree;
+  std::uint64_t housekeeping_interval_ms = 500;
+  std::uint64_t gap_timeout_ms = 1000;
+  // Records are broadcasts: more often than Plumtree's origin_tree_burst_gap
+  // (10 s) would make every node a "frequent origin" with a tree of its own.
+  std::uint64_t overlay_record_interval_ms = 15000;
+  std::uint64_t overlay_record_min_gap_ms = 2000;  // after a view change
+  std::uint64_t overlay_record_expiry_ms = 60000;
+  std::uint64_t seed_retry_interval_ms = 2000;
+  std::uint64_t max_sync_reply_bytes = 4u << 20;
+  std::size_t catchup_tail_max_bytes = 256u << 20;
+  std::uint64_t tombstone_gc_check_interval_ms = 60000;
+};
+
+struct AgentMetrics {
+  std::uint64_t deltas_applied = 0;       // remote deltas applied (held-back ones once released)
+  std::uint64_t deltas_duplicate = 0;
+  std::uint64_t deltas_held_back = 0;
+  std::uint64_t deltas_rejected = 0;
+  std::uint64_t antientropy_rounds = 0;   // SyncRequests sent
+  std::uint64_t antientropy_served = 0;   // SyncRequests answered
+  std::uint64_t antientropy_deltas = 0;   // deltas received in SyncReplies and applied
+  std::uint64_t overlay_records_received = 0;
+  std::uint64_t payloads_unknown = 0;     // broadcast payloads of no known type
+  std::uint64_t wal_failures = 0;
+  std::uint64_t peer_losses_reported = 0;  // PeerDown events given to HyParView
+};
+
+class Agent {
+ public:
+  // Opens the data directory (taking its lock), recovers the WAL into the
+  // store, binds the peer, HTTP listeners and starts joining. The loop must
+  // then run; Shutdown() ends it.
+  static Result<std::unique_ptr<Agent>> Start(uv_loop_t* loop, ResolvedAgentConfig config, AgentOptions options = {});
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Graceful leave: announces it, stops taking requests, flushes the WAL,
+  // closes every connection and handle; on_done runs once all are closed.
+  void Shutdown(std::function<void()> on_done);
+
+  NodeId id() const { return self_; }
+  int peer_port() const { return transport_ ? transport_->port() : 0; }
+  int http_port() const { return http_ ? http_->port() : 0; }
+
+ private:
+  using CoreTimer = std::variant<membership::Timer, broadcast::Timer>;
+  using CoreEvent = std::variant<membership::InEvent, broadcast::InEvent>;
+
+  struct TailEntry {
+    std::string encoded;
+  };
+
+  Agent(uv_loop_t* loop, ResolvedAgentConfig config, AgentOptions options);
+  Status Open();
+
+  TimePoint Now() const;
+  static std::uint64_t WallMs();
+
+  // ---- the event pump ----
+  void Post(CoreEvent event);
+  void Pump();
+  void RunMembership(const membership::InEvent& event);
+  void RunBroadcast(const broadcast::InEvent& event);
+  void Schedule(TimePoint at, CoreTimer timer);
+  void ArmTimer();
+  void OnTimerExpired();
+
+  // ---- transport ----
+  void OnPeerMessage(NodeId from, wire::PeerMessage message);
+  void OnPeerLost(NodeId peer, PeerLossReason reason, const Status& why);
+  void OnSeedIdentified(const std::string& address, NodeId node);
+  void OnSeedFailed(const std::string& address, const Status& why);
+  void MaybeJoin();
+
+  // ---- state ----
+  void OnDeliver(const broadcast::Deliver& deliver);
+  void ApplyRemoteDelta(std::string encoded, bool from_sync);
+  void RememberDelta(const statestore::Delta& delta, std::string encoded);
+  void RequestSync(NodeId peer);
+  void OnSyncRequest(NodeId from, const wire::SyncRequest& request);
+  void OnSyncReply(NodeId from, const wire::SyncReply& reply);
+  void Housekeeping();
+  std::optional<NodeId> RandomActivePeer();
+
+  // ---- topology ----
+  wire::OverlayRecord LocalRecord() const;
+  void PublishRecord(bool left);
+  void OnOverlayRecord(std::string_view payload);
+
+  // ---- HTTP ----
+  void RegisterRoutes();
+  std::string StatusJson() const;
+  std::string TopologyJson() const;
+  std::string MetricsText() const;
+
+  uv_loop_t* loop_;
+  ResolvedAgentConfig config_;
+  AgentOptions options_;
+  NodeId self_;
+  Prng rng_;
+  std::uint64_t started_wall_ms_ = 0;
+
+  std::unique_ptr<fs::FileSystem> fs_;
+  std::unique_ptr<DataDirLock> lock_;
+  std::unique_ptr<statestore::Store> store_;
+  std::unique_ptr<wal::Wal> wal_;
+  std::unique_ptr<WalWriter> wal_writer_;
+  std::unique_ptr<KvService> kv_;
+  std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<PeerTransport> transport_;
+  std::unique_ptr<membership::HyParView> hyparview_;
+  std::unique_ptr<broadcast::Plumtree> plumtree_;
+
+  // Core timers by due time; one uv timer is armed for the earliest.
+  std::multimap<TimePoint, CoreTimer> timers_;
+  uv_timer_t core_timer_{};
+  uv_timer_t housekeeping_timer_{};
+  int open_timers_ = 0;
+
+  std::deque<CoreEvent> pending_;
+  bool pumping_ = false;
+
+  // Seeds (--join): address -> node id once its Hello arrived.
+  std::map<std::string, std::optional<NodeId>> seeds_;
+  bool joined_ = false;
+  std::uint64_t last_seed_attempt_ms_ = 0;
+
+  // Recent encoded deltas for catch-up, per origin by seq, evicted oldest first.
+  std::map<NodeId, std::map<std::uint64_t, TailEntry>> tail_;
+  std::deque<statestore::DeltaId> tail_order_;
+  std::size_t tail_bytes_ = 0;
+
+  std::uint64_t gap_seen_since_ms_ = 0;  // 0: no gap outstanding
+  std::uint64_t last_sync_ms_ = 0;
+  std::uint64_t last_gc_ms_ = 0;
+  std::uint64_t last_record_ms_ = 0;
+  bool views_changed_ = false;
+  std::uint64_t record_seq_ = 0;
+  std::map<NodeId, std::pair<wire::OverlayRecord, std::uint64_t>> records_;  // id -> (record, received at ms)
+
+  AgentMetrics metrics_;
+  std::map<std::string, std::uint64_t> payload_messages_sent_;  // GOSSIPs by payload kind
+  bool shutting_down_ = false;
+  std::function<void()> on_shutdown_done_;
+  int closing_components_ = 0;
+  void ComponentClosed();
+};
+
+}  // namespace gv::daemon
