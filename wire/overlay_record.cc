@@ -2,8 +2,10 @@
 
 #include <flatbuffers/flatbuffers.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "wire/aligned_bytes.h"
 #include "wire/grapevine_generated.h"
@@ -15,6 +17,25 @@ namespace {
 Status Malformed(const std::string& what) { return Status::Corruption("overlay record decode: " + what); }
 Status Invalid(const std::string& what) { return Status::InvalidArgument("overlay record decode: " + what); }
 
+// "name is 300 bytes, over max_string_bytes = 256": the field and the limit.
+Status OverLimit(const std::string& what, std::size_t count, const char* unit, const char* limit_name,
+                 std::size_t limit) {
+  return Status::TooLarge("overlay record decode: " + what + " is " + std::to_string(count) + " " + unit +
+                          ", over " + limit_name + " = " + std::to_string(limit));
+}
+
+// The verifier checks a vector's length word for 4-byte alignment only; its
+// 8-byte elements are read in place, so they must be 8-aligned too (the
+// buffer itself is, through AlignedBytes). An empty vector has nothing to
+// read, and the builder does not align its (empty) data: it is accepted.
+template <typename Element>
+Status CheckAligned(const flatbuffers::Vector<Element>& vector, std::size_t alignment, const char* field) {
+  if (vector.size() > 0 && reinterpret_cast<std::uintptr_t>(vector.Data()) % alignment != 0) {
+    return Malformed(std::string(field) + " is misaligned");
+  }
+  return Status::Ok();
+}
+
 flatbuffers::Offset<flatbuffers::Vector<std::uint64_t>> Ids(flatbuffers::FlatBufferBuilder& builder,
                                                              const std::vector<NodeId>& ids) {
   std::vector<std::uint64_t> raw;
@@ -25,10 +46,7 @@ flatbuffers::Offset<flatbuffers::Vector<std::uint64_t>> Ids(flatbuffers::FlatBuf
 
 Status ReadString(const flatbuffers::String* in, const char* field, std::size_t max_bytes, std::string& out) {
   if (in == nullptr) return Status::Ok();
-  if (in->size() > max_bytes) {
-    return Status::TooLarge(std::string("overlay record decode: ") + field + " is " + std::to_string(in->size()) +
-                            " bytes, over " + std::to_string(max_bytes));
-  }
+  if (in->size() > max_bytes) return OverLimit(field, in->size(), "bytes", "max_string_bytes", max_bytes);
   out.assign(in->data(), in->size());
   return Status::Ok();
 }
@@ -36,15 +54,32 @@ Status ReadString(const flatbuffers::String* in, const char* field, std::size_t 
 Status ReadIds(const flatbuffers::Vector<std::uint64_t>* in, const char* field, std::size_t max_entries,
                std::vector<NodeId>& out) {
   if (in == nullptr) return Status::Ok();
-  if (in->size() > max_entries) {
-    return Status::TooLarge(std::string("overlay record decode: ") + field + " has " + std::to_string(in->size()) +
-                            " entries, over " + std::to_string(max_entries));
-  }
+  GV_RETURN_IF_ERROR(CheckAligned(*in, alignof(std::uint64_t), field));
+  if (in->size() > max_entries) return OverLimit(field, in->size(), "entries", "max_view_entries", max_entries);
   out.reserve(in->size());
   for (flatbuffers::uoffset_t i = 0; i < in->size(); ++i) {
     const std::uint64_t id = in->Get(i);
-    if (id == 0) return Invalid(std::string(field) + " names node 0");
+    if (id == 0) return Invalid(std::string(field) + "[" + std::to_string(i) + "] is node id 0");
     out.emplace_back(id);
+  }
+  return Status::Ok();
+}
+
+Status ReadApplied(const flatbuffers::Vector<const fb::VvEntry*>* in, std::size_t max_entries,
+                   statestore::VersionVector& out) {
+  if (in == nullptr) return Status::Ok();
+  GV_RETURN_IF_ERROR(CheckAligned(*in, alignof(fb::VvEntry), "applied"));
+  if (in->size() > max_entries) return OverLimit("applied", in->size(), "entries", "max_vector_entries", max_entries);
+  std::uint64_t previous = 0;
+  for (flatbuffers::uoffset_t i = 0; i < in->size(); ++i) {
+    const fb::VvEntry* entry = in->Get(i);
+    const std::string at = "applied[" + std::to_string(i) + "]";
+    if (entry->node() == 0) return Invalid(at + " is node id 0");
+    // Canonical form: strictly increasing nodes, so no duplicates and one encoding.
+    if (i > 0 && entry->node() <= previous) return Invalid("applied is not strictly sorted by node");
+    if (entry->counter() == 0) return Invalid(at + " has counter 0 (counters start at 1)");
+    previous = entry->node();
+    out.emplace_hint(out.end(), NodeId(entry->node()), entry->counter());
   }
   return Status::Ok();
 }
@@ -76,8 +111,7 @@ std::string EncodeOverlayRecord(const OverlayRecord& record) {
 
 Result<OverlayRecord> DecodeOverlayRecord(std::string_view bytes, const OverlayRecordLimits& limits) {
   if (bytes.size() > limits.max_bytes) {
-    return Status::TooLarge("overlay record decode: " + std::to_string(bytes.size()) + " bytes, over " +
-                            std::to_string(limits.max_bytes));
+    return OverLimit("the record", bytes.size(), "bytes", "max_bytes", limits.max_bytes);
   }
   if (bytes.size() < 8) return Malformed("buffer of " + std::to_string(bytes.size()) + " bytes is too short");
   const AlignedBytes aligned(bytes);  // FlatBuffers reads scalars in place
@@ -85,6 +119,7 @@ Result<OverlayRecord> DecodeOverlayRecord(std::string_view bytes, const OverlayR
   if (!flatbuffers::BufferHasIdentifier(data, kOverlayRecordFileIdentifier)) {
     return Malformed(std::string("not an overlay record (file identifier is not ") + kOverlayRecordFileIdentifier + ")");
   }
+  // One table (the record); strings and vectors do not count as tables.
   flatbuffers::Verifier::Options options;
   options.max_depth = 4;
   options.max_tables = 4;
@@ -95,7 +130,7 @@ Result<OverlayRecord> DecodeOverlayRecord(std::string_view bytes, const OverlayR
   }
   const fb::OverlayRecord* root = flatbuffers::GetRoot<fb::OverlayRecord>(data);
   OverlayRecord record;
-  if (root->node() == 0) return Invalid("node id 0");
+  if (root->node() == 0) return Invalid("node is node id 0");
   record.node = NodeId(root->node());
   GV_RETURN_IF_ERROR(ReadString(root->name(), "name", limits.max_string_bytes, record.name));
   GV_RETURN_IF_ERROR(ReadString(root->address(), "address", limits.max_string_bytes, record.address));
@@ -106,24 +141,7 @@ Result<OverlayRecord> DecodeOverlayRecord(std::string_view bytes, const OverlayR
   GV_RETURN_IF_ERROR(ReadIds(root->passive(), "passive", limits.max_view_entries, record.passive));
   GV_RETURN_IF_ERROR(ReadIds(root->eager(), "eager", limits.max_view_entries, record.eager));
   GV_RETURN_IF_ERROR(ReadIds(root->lazy(), "lazy", limits.max_view_entries, record.lazy));
-  if (const auto* applied = root->applied(); applied != nullptr) {
-    // The verifier checks the length word's alignment only; 8-byte structs must be aligned too.
-    if (reinterpret_cast<std::uintptr_t>(applied->Data()) % alignof(fb::VvEntry) != 0) {
-      return Malformed("misaligned applied vector");
-    }
-    if (applied->size() > limits.max_vector_entries) {
-      return Status::TooLarge("overlay record decode: applied vector has " + std::to_string(applied->size()) +
-                              " entries, over " + std::to_string(limits.max_vector_entries));
-    }
-    std::uint64_t previous = 0;
-    for (flatbuffers::uoffset_t i = 0; i < applied->size(); ++i) {
-      const fb::VvEntry* entry = applied->Get(i);
-      if (entry->node() == 0 || entry->counter() == 0) return Invalid("applied vector entry with node or counter 0");
-      if (i > 0 && entry->node() <= previous) return Invalid("applied vector not strictly sorted by node");
-      previous = entry->node();
-      record.applied.emplace_hint(record.applied.end(), NodeId(entry->node()), entry->counter());
-    }
-  }
+  GV_RETURN_IF_ERROR(ReadApplied(root->applied(), limits.max_vector_entries, record.applied));
   record.key_count = root->key_count();
   return record;
 }

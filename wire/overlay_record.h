@@ -35,7 +35,7 @@ struct OverlayRecord {
 };
 
 struct OverlayRecordLimits {
-  std::size_t max_bytes = 1u << 20;
+  std::size_t max_bytes = 4u << 20;  // = the envelope's max_payload_bytes
   std::size_t max_string_bytes = 256;
   std::size_t max_view_entries = 1024;     // per view
   std::size_t max_vector_entries = 65536;
