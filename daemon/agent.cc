@@ -89,6 +89,9 @@ Status Agent::Open() {
   statestore::StoreLimits limits;
   limits.max_value_bytes = config_.raw.max_value_bytes;
   limits.tombstone_gc_ms = config_.tombstone_gc_ms;
+  // Under thousands of writes a second, a delta Plumtree lost is noticed (and
+  // fetched) only after gap_timeout_ms: room for its successors meanwhile.
+  limits.max_held_back_deltas = options_.max_held_back_deltas;
   auto store = statestore::Store::Create(self_, limits);
   if (!store.ok()) return store.status();
   store_ = std::make_unique<statestore::Store>(std::move(*store));
@@ -111,8 +114,9 @@ Status Agent::Open() {
     if (result.status == statestore::ApplyStatus::kRejected) {
       spdlog::warn("WAL record {}: delta {}#{} rejected on replay: {}", lsn, delta->origin.ToString(), delta->seq,
                    result.error.message());
+    } else {
+      RememberDelta(*delta, std::string(payload));
     }
-    RememberDelta(*delta, std::string(payload));
     if (++replayed % 100000 == 0) spdlog::info("recovery: {} WAL records replayed", replayed);
     return Status::Ok();
   };
@@ -140,14 +144,23 @@ Status Agent::Open() {
       });
 
   http::HttpServerOptions http_options;
-  http_options.max_body_bytes = config_.raw.max_value_bytes + 64 * 1024;
+  // KvService answers values over --max-value-bytes with its own JSON 413;
+  // the body limit only has to admit the largest value the flag allows.
+  http_options.max_body_bytes = statestore::kMaxValueBytesCap + 64 * 1024;
+  // Idle keep-alive connections close after 2 s, which also bounds how long
+  // a graceful leave waits for them.
+  http_options.idle_timeout_ms = 2000;
   http_ = std::make_unique<http::HttpServer>(loop_, http_options);
   kv_->RegisterRoutes(*http_);
   RegisterRoutes();
 
   membership::HyParViewConfig hyparview_config = options_.hyparview;
   hyparview_ = std::make_unique<membership::HyParView>(self_, hyparview_config, rng_.Fork());
-  plumtree_ = std::make_unique<broadcast::Plumtree>(self_, options_.plumtree);
+  broadcast::PlumtreeConfig plumtree_config = options_.plumtree;
+  // Every delta the store accepts must be able to travel: a 1 MiB value
+  // encodes to a little more than 1 MiB.
+  plumtree_config.max_payload_bytes = std::max(plumtree_config.max_payload_bytes, statestore::kMaxEncodedDeltaBytes);
+  plumtree_ = std::make_unique<broadcast::Plumtree>(self_, plumtree_config);
 
   PeerTransportOptions transport_options;
   transport_options.cluster = config_.raw.cluster;
@@ -196,6 +209,7 @@ Status Agent::Open() {
                config_.raw.name, self_.ToString(), config_.raw.cluster, config_.bind.ToString(),
                config_.advertise.ToString(), config_.http.ToString(), wal::DurabilityName(config_.durability));
   for (const net::SocketAddress& seed : config_.join) seeds_[seed.ToString()] = std::nullopt;
+  had_seeds_ = !seeds_.empty();
   MaybeJoin();
   return Status::Ok();
 }
@@ -313,6 +327,7 @@ void Agent::OnPeerMessage(NodeId from, wire::PeerMessage message) {
 
 void Agent::OnPeerLost(NodeId peer, PeerLossReason reason, const Status& why) {
   if (shutting_down_) return;
+  sync_outstanding_.erase(peer);  // its reply cannot come any more
   const bool active = hyparview_->is_active(peer);
   const bool requested = hyparview_->pending_requests().count(peer) != 0;
   // A dial that failed means a dead candidate; a closed connection matters
@@ -333,7 +348,8 @@ void Agent::MaybeJoin() {
   if (joined_ || shutting_down_) return;
   if (seeds_.empty()) {
     joined_ = true;
-    spdlog::info("no --join seeds: starting a new overlay");
+    spdlog::info(had_seeds_ ? "every --join seed is this agent itself: starting a new overlay"
+                            : "no --join seeds: starting a new overlay");
     Post(membership::InEvent{membership::JoinRequest{}});
     return;
   }
@@ -348,10 +364,19 @@ void Agent::MaybeJoin() {
     return;
   }
   last_seed_attempt_ms_ = uv_now(loop_);
-  for (const auto& [address, node] : seeds_) transport_->DialSeed(address);
+  // A copy: a seed can fail (and leave seeds_) while we dial the next one.
+  std::vector<std::string> addresses;
+  for (const auto& [address, node] : seeds_) {
+    if (seeds_dialing_.count(address) == 0) addresses.push_back(address);
+  }
+  for (const std::string& address : addresses) {
+    seeds_dialing_.insert(address);
+    transport_->DialSeed(address);
+  }
 }
 
 void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
+  seeds_dialing_.erase(address);
   auto it = seeds_.find(address);
   if (it == seeds_.end()) return;
   it->second = node;
@@ -359,15 +384,22 @@ void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
 }
 
 void Agent::OnSeedFailed(const std::string& address, const Status& why) {
-  if (shutting_down_) return;
-  if (why.code() == StatusCode::kInvalidArgument) {
-    // Refused (another cluster, our own address): retrying cannot help.
-    spdlog::error("--join {}: {}; ignoring this seed", address, why.message());
+  seeds_dialing_.erase(address);
+  if (shutting_down_ || joined_) return;
+  if (why.code() == StatusCode::kConflict) {
+    // The seed is this agent itself (a --join list shared by every node).
     seeds_.erase(address);
     MaybeJoin();
     return;
   }
-  spdlog::warn("--join {}: {}; retrying every {} ms", address, why.message(), options_.seed_retry_interval_ms);
+  // Refused (another cluster or key, a version mismatch) or unreachable:
+  // keep trying — joining nobody and starting a cluster of our own would
+  // hide the mistake. Say so loudly, but not every retry.
+  if (seed_refusals_++ % 15 == 0) {
+    const bool refused = why.code() == StatusCode::kInvalidArgument;
+    spdlog::log(refused ? spdlog::level::err : spdlog::level::warn, "--join {}: {}; retrying every {} ms", address,
+                why.message(), options_.seed_retry_interval_ms);
+  }
 }
 
 // ------------------------------------------------------------------ state
@@ -377,13 +409,14 @@ void Agent::OnDeliver(const broadcast::Deliver& deliver) {
   if (wire::HasFileIdentifier(deliver.payload, wire::kDeltaFileIdentifier)) {
     ApplyRemoteDelta(deliver.payload, /*from_sync=*/false);
   } else if (wire::HasFileIdentifier(deliver.payload, wire::kOverlayRecordFileIdentifier)) {
-    OnOverlayRecord(deliver.payload);
+    OnOverlayRecord(deliver.payload, deliver.id.origin);
   } else {
     ++metrics_.payloads_unknown;
   }
 }
 
 void Agent::ApplyRemoteDelta(std::string encoded, bool from_sync) {
+  if (draining_) return;  // the WAL is closing (Shutdown)
   auto delta = wire::DecodeDelta(encoded);
   if (!delta.ok()) {
     ++metrics_.deltas_rejected;
@@ -443,6 +476,7 @@ void Agent::RememberDelta(const statestore::Delta& delta, std::string encoded) {
 }
 
 void Agent::RequestSync(NodeId peer) {
+  if (!sync_outstanding_.emplace(peer, uv_now(loop_)).second) return;  // one request per peer in flight
   ++metrics_.antientropy_rounds;
   last_sync_ms_ = uv_now(loop_);
   transport_->Send(peer, wire::SyncRequest{store_->Applied(), options_.max_sync_reply_bytes});
@@ -486,12 +520,19 @@ void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
 }
 
 void Agent::OnSyncReply(NodeId from, const wire::SyncReply& reply) {
+  if (sync_outstanding_.erase(from) == 0) {
+    ++metrics_.sync_replies_unexpected;  // nobody asked: ignore it
+    return;
+  }
+  const statestore::VersionVector applied_before = store_->Applied();
   const std::uint64_t before = metrics_.antientropy_deltas;
   for (const std::string& encoded : reply.deltas) ApplyRemoteDelta(encoded, /*from_sync=*/true);
   if (metrics_.antientropy_deltas > before) {
     spdlog::info("anti-entropy: {} missing deltas from {}", metrics_.antientropy_deltas - before, from.ToString());
   }
-  if (reply.more && !shutting_down_) RequestSync(from);
+  // Ask again only while it makes progress: a peer answering `more` without
+  // anything we can apply would otherwise keep us in a loop.
+  if (reply.more && !draining_ && store_->Applied() != applied_before) RequestSync(from);
 }
 
 std::optional<NodeId> Agent::RandomActivePeer() {
@@ -501,7 +542,7 @@ std::optional<NodeId> Agent::RandomActivePeer() {
 }
 
 void Agent::Housekeeping() {
-  if (shutting_down_) return;
+  if (draining_) return;
   const std::uint64_t now = uv_now(loop_);
   if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
 
@@ -509,12 +550,18 @@ void Agent::Housekeeping() {
   if (store_->HeldBackCount() > 0) {
     if (gap_seen_since_ms_ == 0) {
       gap_seen_since_ms_ = now;
-    } else if (now - gap_seen_since_ms_ >= options_.gap_timeout_ms) {
+    } else if (now - gap_seen_since_ms_ >= options_.gap_timeout_ms ||
+               store_->HeldBackCount() > options_.max_held_back_deltas / 4) {
       if (auto peer = RandomActivePeer()) RequestSync(*peer);
       gap_seen_since_ms_ = now;
     }
   } else {
     gap_seen_since_ms_ = 0;
+  }
+  // A request whose connection was closed on purpose gets no reply and no
+  // loss report: forget it after a while so the peer can be asked again.
+  for (auto it = sync_outstanding_.begin(); it != sync_outstanding_.end();) {
+    it = now - it->second > options_.sync_reply_timeout_ms ? sync_outstanding_.erase(it) : std::next(it);
   }
   if (now - last_sync_ms_ >= config_.sync_interval_ms) {
     if (auto peer = RandomActivePeer()) {
@@ -564,11 +611,19 @@ void Agent::PublishRecord(bool left) {
       broadcast::BroadcastRequest{broadcast::MessageId{self_, kRecordIdBit | record_seq_}, wire::EncodeOverlayRecord(record)}});
 }
 
-void Agent::OnOverlayRecord(std::string_view payload) {
+void Agent::OnOverlayRecord(std::string_view payload, NodeId origin) {
   auto record = wire::DecodeOverlayRecord(payload);
   if (!record.ok()) {
     ++metrics_.payloads_unknown;
     spdlog::warn("dropping an invalid overlay record: {}", record.status().ToString());
+    return;
+  }
+  // A node speaks only for itself; names and addresses end up in JSON.
+  if (record->node != origin || !IsValidUtf8(record->name) || !IsValidUtf8(record->address) ||
+      !IsValidUtf8(record->http)) {
+    ++metrics_.payloads_unknown;
+    spdlog::warn("dropping an overlay record from {}: it names node {} or carries invalid UTF-8", origin.ToString(),
+                 record->node.ToString());
     return;
   }
   ++metrics_.overlay_records_received;
@@ -580,7 +635,10 @@ void Agent::OnOverlayRecord(std::string_view payload) {
     records_.erase(record->node);
     return;
   }
-  transport_->AddAddress(record->node, record->address);
+  // The node's own Hello is the authority on its address: a record only
+  // fills in an unknown one.
+  if (!transport_->AddressOf(record->node)) transport_->AddAddress(record->node, record->address);
+  if (it == records_.end() && records_.size() >= options_.max_overlay_records) return;
   const NodeId node = record->node;
   records_[node] = {std::move(*record), uv_now(loop_)};
 }
@@ -628,7 +686,7 @@ std::string Agent::StatusJson() const {
                 {"catchup_tail_deltas", tail_order_.size()},
                 {"catchup_tail_bytes", tail_bytes_}};
   out["uptime_ms"] = WallMs() - started_wall_ms_;
-  return out.dump();
+  return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string Agent::TopologyJson() const {
@@ -658,7 +716,7 @@ std::string Agent::TopologyJson() const {
   };
   add(LocalRecord(), 0);
   for (const auto& [id, entry] : records_) add(entry.first, now - entry.second);
-  return json{{"nodes", nodes}, {"edges", edges}}.dump();
+  return json{{"nodes", nodes}, {"edges", edges}}.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::string Agent::MetricsText() const {
@@ -679,7 +737,8 @@ std::string Agent::MetricsText() const {
   {
     auto family = w.Family("grapevine_peer_frames_rejected_total", PrometheusWriter::Type::kCounter,
                            "Peer frames or connections refused, by reason");
-    for (const char* reason : {"decode", "decrypt", "handshake", "handshake_timeout", "unexpected"}) {
+    for (const char* reason : {"decode", "decrypt", "framing", "oversize", "handshake", "handshake_timeout",
+                               "unexpected", "too_many_connections"}) {
       auto it = peer.frames_rejected.find(reason);
       family.Sample(it == peer.frames_rejected.end() ? 0.0 : static_cast<double>(it->second), {{"reason", reason}});
     }
@@ -776,39 +835,54 @@ std::string Agent::MetricsText() const {
 // ------------------------------------------------------------------ shutdown
 
 void Agent::Shutdown(std::function<void()> on_done) {
-  if (on_shutdown_done_ || closing_components_ > 0) return;
+  if (shutdown_started_) return;
+  shutdown_started_ = true;
   on_shutdown_done_ = std::move(on_done);
-  if (!shutting_down_ && plumtree_ && transport_ && joined_) {
-    spdlog::info("leaving the cluster");
-    PublishRecord(/*left=*/true);
-  }
-  shutting_down_ = true;
-  pending_.clear();
-
-  // Every component closes on its own; ComponentClosed counts them back.
+  // Phase 1: take no more requests and drain the WAL thread. Its callbacks
+  // run the last writes' on_durable, which broadcasts them: a write that was
+  // acknowledged (or is about to be) still leaves the node. Deltas arriving
+  // now are not applied (the WAL is closing); anti-entropy brings them back
+  // after a restart.
+  draining_ = true;
   closing_components_ = 1;  // held until every Close below was started
-  if (transport_) {
+  if (http_) {
     ++closing_components_;
-    transport_->Close([this] { ComponentClosed(); });
+    http_->Close([this] { ComponentClosed(); });
   }
   if (kv_) {
     ++closing_components_;
     kv_->Close([this] { ComponentClosed(); });
-  }
-  if (http_) {
-    ++closing_components_;
-    http_->Close([this] { ComponentClosed(); });
   }
   if (wal_writer_) {
     ++closing_components_;
     wal_writer_->Close([this] {
       Status st = wal_->Close();
       if (!st.ok()) spdlog::error("closing the WAL: {}", st.ToString());
+      FinishLeave();
       ComponentClosed();
     });
-  } else if (wal_) {
-    Status st = wal_->Close();
-    if (!st.ok()) spdlog::error("closing the WAL: {}", st.ToString());
+  } else {
+    if (wal_) {
+      Status st = wal_->Close();
+      if (!st.ok()) spdlog::error("closing the WAL: {}", st.ToString());
+    }
+    FinishLeave();
+  }
+  ComponentClosed();
+}
+
+void Agent::FinishLeave() {
+  // Phase 2: tell the others, then close the connections (which write out
+  // what is queued first) and the timers.
+  if (plumtree_ && transport_ && joined_) {
+    spdlog::info("leaving the cluster");
+    PublishRecord(/*left=*/true);
+  }
+  shutting_down_ = true;
+  pending_.clear();
+  if (transport_) {
+    ++closing_components_;
+    transport_->Close([this] { ComponentClosed(); });
   }
   auto on_timer_closed = [](uv_handle_t* h) { static_cast<Agent*>(h->data)->ComponentClosed(); };
   if (open_timers_ > 0) {
@@ -817,7 +891,6 @@ void Agent::Shutdown(std::function<void()> on_done) {
     uv_close(reinterpret_cast<uv_handle_t*>(&housekeeping_timer_), on_timer_closed);
     open_timers_ = 0;
   }
-  ComponentClosed();
 }
 
 void Agent::ComponentClosed() {

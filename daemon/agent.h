@@ -66,6 +66,7 @@ struct AgentOptions {
   broadcast::PlumtreeConfig plumtree;
   std::uint64_t housekeeping_interval_ms = 500;
   std::uint64_t gap_timeout_ms = 1000;
+  std::size_t max_held_back_deltas = 16384;  // a quarter held back asks a peer at once
   // Records are broadcasts: more often than Plumtree's origin_tree_burst_gap
   // (10 s) would make every node a "frequent origin" with a tree of its own.
   std::uint64_t overlay_record_interval_ms = 15000;
@@ -75,6 +76,8 @@ struct AgentOptions {
   std::uint64_t max_sync_reply_bytes = 4u << 20;
   std::size_t catchup_tail_max_bytes = 256u << 20;
   std::uint64_t tombstone_gc_check_interval_ms = 60000;
+  std::size_t max_overlay_records = 100000;
+  std::uint64_t sync_reply_timeout_ms = 30000;
 };
 
 struct AgentMetrics {
@@ -89,6 +92,7 @@ struct AgentMetrics {
   std::uint64_t payloads_unknown = 0;     // broadcast payloads of no known type
   std::uint64_t wal_failures = 0;
   std::uint64_t peer_losses_reported = 0;  // PeerDown events given to HyParView
+  std::uint64_t sync_replies_unexpected = 0;
 };
 
 class Agent {
@@ -152,7 +156,7 @@ class Agent {
   // ---- topology ----
   wire::OverlayRecord LocalRecord() const;
   void PublishRecord(bool left);
-  void OnOverlayRecord(std::string_view payload);
+  void OnOverlayRecord(std::string_view payload, NodeId origin);
 
   // ---- HTTP ----
   void RegisterRoutes();
@@ -189,6 +193,9 @@ class Agent {
 
   // Seeds (--join): address -> node id once its Hello arrived.
   std::map<std::string, std::optional<NodeId>> seeds_;
+  std::set<std::string> seeds_dialing_;
+  bool had_seeds_ = false;
+  std::uint64_t seed_refusals_ = 0;
   bool joined_ = false;
   std::uint64_t last_seed_attempt_ms_ = 0;
 
@@ -197,6 +204,7 @@ class Agent {
   std::deque<statestore::DeltaId> tail_order_;
   std::size_t tail_bytes_ = 0;
 
+  std::map<NodeId, std::uint64_t> sync_outstanding_;  // peers asked with SyncRequest -> when (loop ms)
   std::uint64_t gap_seen_since_ms_ = 0;  // 0: no gap outstanding
   std::uint64_t last_sync_ms_ = 0;
   std::uint64_t last_gc_ms_ = 0;
@@ -207,7 +215,10 @@ class Agent {
 
   AgentMetrics metrics_;
   std::map<std::string, std::uint64_t> payload_messages_sent_;  // GOSSIPs by payload kind
-  bool shutting_down_ = false;
+  bool shutdown_started_ = false;
+  bool draining_ = false;       // Shutdown phase 1: WAL closing, no remote deltas applied
+  bool shutting_down_ = false;  // phase 2: cores stopped, connections closing
+  void FinishLeave();
   std::function<void()> on_shutdown_done_;
   int closing_components_ = 0;
   void ComponentClosed();

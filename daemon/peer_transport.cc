@@ -15,6 +15,7 @@ struct PeerTransport::ConnState {
   bool outbound = false;
   bool handshaked = false;
   bool deliberate_close = false;  // we closed it on purpose: not a peer loss
+  bool rejection_counted = false;  // frames_rejected already counts why it closes
   NodeId peer;                     // once handshaked
   std::optional<NodeId> expected;  // outbound to a known node
   std::string seed_address;        // outbound to a --join seed
@@ -98,6 +99,14 @@ void PeerTransport::OnConnection(uv_stream_t* server, int status) {
   transport::Connection::Callbacks callbacks;
   callbacks.on_frame = [self](transport::Connection& c, std::string frame) { self->OnFrame(c, std::move(frame)); };
   callbacks.on_closed = [self](transport::Connection& c, const Status& why) { self->OnClosed(c, why); };
+  if (self->connections_.size() >= self->options_.max_connections) {
+    // Accept and drop at once: leaving it in the backlog would only delay the refusal.
+    ++self->metrics_.frames_rejected["too_many_connections"];
+    callbacks.on_closed = nullptr;
+    transport::Connection* extra = transport::Connection::Accept(server, self->options_.connection, std::move(callbacks));
+    if (extra != nullptr) extra->Close(Status::Unavailable("too many peer connections"));
+    return;
+  }
   transport::Connection* conn = transport::Connection::Accept(server, self->options_.connection, std::move(callbacks));
   if (conn == nullptr) return;
   ++self->metrics_.connections_accepted;
@@ -112,6 +121,8 @@ void PeerTransport::SetUp(transport::Connection* conn, bool outbound, std::optio
   state->seed_address = std::move(seed_address);
   state->opened_ms = NowMs();
   conn->user_data = state;
+  conn->SetMaxFrameBytes(options_.handshake_max_frame_bytes +
+                         (cipher_ ? transport::FrameCipher::kOverheadBytes : 0));
   connections_.insert(conn);
   // Both sides speak first: the Hello goes out now (an outbound connection
   // writes it once connected).
@@ -185,11 +196,13 @@ void PeerTransport::Send(NodeId to, const wire::PeerMessage& message) {
     // The peer is wanted again before a ClosePeer took effect: keep the link.
     peer.close_after_handshake = false;
     static_cast<ConnState*>(peer.dialing->user_data)->deliberate_close = false;
-    if (peer.queued.size() >= options_.max_frames_while_dialing) {
-      peer.dialing->Close(Status::Unavailable("more than " + std::to_string(options_.max_frames_while_dialing) +
-                                              " frames queued while connecting"));
+    if (peer.queued.size() >= options_.max_frames_while_dialing ||
+        peer.queued_bytes + frame.size() > options_.max_bytes_while_dialing) {
+      peer.dialing->Close(Status::Unavailable("more than " + std::to_string(peer.queued.size()) + " frames (" +
+                                              std::to_string(peer.queued_bytes) + " bytes) queued while connecting"));
       return;
     }
+    peer.queued_bytes += frame.size();
     peer.queued.push_back(std::move(frame));
     return;
   }
@@ -207,6 +220,7 @@ void PeerTransport::Send(NodeId to, const wire::PeerMessage& message) {
   Peer& peer = peers_[to];
   peer.dialing = conn;
   peer.last_activity_ms = NowMs();
+  peer.queued_bytes += frame.size();
   peer.queued.push_back(std::move(frame));
 }
 
@@ -227,7 +241,9 @@ void PeerTransport::ClosePeer(NodeId peer_id) {
 
 bool PeerTransport::Connected(NodeId peer) const {
   auto it = peers_.find(peer);
-  return it != peers_.end() && !it->second.connections.empty();
+  if (it == peers_.end()) return false;
+  return std::any_of(it->second.connections.begin(), it->second.connections.end(),
+                     [](const transport::Connection* c) { return c->open(); });
 }
 
 void PeerTransport::AddAddress(NodeId node, const std::string& address) {
@@ -254,13 +270,13 @@ std::optional<std::string> PeerTransport::NameOf(NodeId node) const {
   return it->second.second;
 }
 
-void PeerTransport::Refuse(transport::Connection& conn, const std::string& reason) {
+void PeerTransport::Refuse(transport::Connection& conn, const std::string& reason, StatusCode code) {
   // Not a deliberate close: a refused dial to a known node or a seed is
   // reported (OnClosed) as a failed dial, with the reason.
   // The reason quotes the peer's own strings: keep it within the limit the
   // peer's decoder enforces, or it would refuse the Refuse.
   SendFrame(conn, Encode(wire::Refuse{reason.substr(0, options_.limits.max_string_bytes)}));
-  conn.CloseAfterFlush(Status::InvalidArgument(reason));
+  conn.CloseAfterFlush(code == StatusCode::kConflict ? Status::Conflict(reason) : Status::InvalidArgument(reason));
 }
 
 void PeerTransport::OnFrame(transport::Connection& conn, std::string frame) {
@@ -270,6 +286,7 @@ void PeerTransport::OnFrame(transport::Connection& conn, std::string frame) {
     Result<std::string> opened = cipher_->Open(frame);
     if (!opened.ok()) {
       ++metrics_.frames_rejected["decrypt"];
+    state->rejection_counted = true;
       spdlog::warn("peer {}: dropping the connection: {} (do both agents use the same --cluster-key?)",
                    conn.remote_address(), opened.status().message());
       conn.Close(opened.status());
@@ -280,6 +297,7 @@ void PeerTransport::OnFrame(transport::Connection& conn, std::string frame) {
   Result<wire::Envelope> envelope = wire::DecodeEnvelope(frame, options_.limits);
   if (!envelope.ok()) {
     ++metrics_.frames_rejected["decode"];
+    state->rejection_counted = true;
     spdlog::warn("peer {}: dropping the connection: a frame failed verification: {}", conn.remote_address(),
                  envelope.status().ToString());
     conn.Close(envelope.status());
@@ -298,6 +316,7 @@ void PeerTransport::OnFrame(transport::Connection& conn, std::string frame) {
       return;
     }
     ++metrics_.frames_rejected["unexpected"];
+    state->rejection_counted = true;
     spdlog::warn("peer {}: dropping the connection: {} before the handshake", conn.remote_address(),
                  wire::PeerMessageTypeName(message));
     conn.Close(Status::InvalidArgument("message before the handshake"));
@@ -305,6 +324,7 @@ void PeerTransport::OnFrame(transport::Connection& conn, std::string frame) {
   }
   if (std::holds_alternative<wire::Hello>(message) || std::holds_alternative<wire::Refuse>(message)) {
     ++metrics_.frames_rejected["unexpected"];
+    state->rejection_counted = true;
     conn.Close(Status::InvalidArgument("a second handshake message"));
     return;
   }
@@ -333,10 +353,31 @@ void PeerTransport::OnHello(transport::Connection& conn, ConnState& state, const
   } else if (!net::ParseSocketAddress(hello.address).ok()) {
     refusal = "the peer advertises an invalid address '" + hello.address + "'";
   }
+  const bool is_self = hello.node == options_.self && hello.cluster == options_.cluster;
+  if (refusal.empty() && hello.node != options_.self) {
+    auto existing = peers_.find(hello.node);
+    if (existing != peers_.end() && !existing->second.connections.empty()) {
+      auto known = address_book_.find(hello.node);
+      if (known != address_book_.end() && known->second.first != hello.address) {
+        refusal = "duplicate node id " + hello.node.ToString() + ": already connected to it at " +
+                  known->second.first + ", this one says " + hello.address +
+                  " (was a data directory copied? each agent needs its own)";
+      } else if (existing->second.connections.size() >= options_.max_connections_per_peer) {
+        refusal = "already " + std::to_string(existing->second.connections.size()) + " connections to " +
+                  hello.node.ToString();
+      }
+    }
+  }
   if (!refusal.empty()) {
     ++metrics_.frames_rejected["handshake"];
-    spdlog::warn("refusing peer {} ({} at {}): {}", conn.remote_address(), hello.name, hello.address, refusal);
-    Refuse(conn, refusal);
+    if (is_self) {
+      spdlog::info("peer {} is this agent itself; not connecting to it", conn.remote_address());
+    } else {
+      spdlog::warn("refusing peer {} ({} at {}): {}", conn.remote_address(), hello.name, hello.address, refusal);
+    }
+    // Connecting to ourselves (a --join list naming this agent) is not an
+    // error the operator must fix: Conflict lets the agent just drop that seed.
+    Refuse(conn, refusal, is_self ? StatusCode::kConflict : StatusCode::kInvalidArgument);
     return;
   }
   if (state.expected && *state.expected != hello.node) {
@@ -349,21 +390,26 @@ void PeerTransport::OnHello(transport::Connection& conn, ConnState& state, const
   }
   state.handshaked = true;
   state.peer = hello.node;
-  address_book_[hello.node] = {hello.address, hello.name};
+  conn.SetMaxFrameBytes(options_.connection.max_frame_bytes);
+  if (address_book_.count(hello.node) != 0 || address_book_.size() < options_.max_address_book) {
+    address_book_[hello.node] = {hello.address, hello.name};
+  }
   Peer& peer = peers_[hello.node];
   peer.last_activity_ms = NowMs();
-  if (peer.dialing == &conn) peer.dialing = nullptr;
+  const bool was_dialing = peer.dialing == &conn;
+  if (was_dialing) peer.dialing = nullptr;
   peer.connections.push_back(&conn);
   // Frames queued while dialling go out on the first handshaked connection.
   transport::Connection* first = peer.connections.front();
   for (const std::string& frame : peer.queued) SendFrame(*first, frame);
   peer.queued.clear();
+  peer.queued_bytes = 0;
   spdlog::debug("peer {} ({}) at {} connected ({})", hello.node.ToString(), hello.name, hello.address,
                 state.outbound ? "outbound" : "inbound");
   if (!state.seed_address.empty() && callbacks_.on_seed_identified) {
     callbacks_.on_seed_identified(state.seed_address, hello.node);
   }
-  if (peer.close_after_handshake) {
+  if (was_dialing && peer.close_after_handshake) {
     peer.close_after_handshake = false;
     for (transport::Connection* c : peer.connections) {
       static_cast<ConnState*>(c->user_data)->deliberate_close = true;
@@ -376,23 +422,42 @@ void PeerTransport::OnClosed(transport::Connection& conn, const Status& reason) 
   auto* state = static_cast<ConnState*>(conn.user_data);
   conn.user_data = nullptr;
   connections_.erase(&conn);
-  std::optional<NodeId> lost;
-  PeerLossReason loss_reason = PeerLossReason::kConnectionLost;
+  const bool failed = !state->deliberate_close && !closing_;
   if (!state->deliberate_close) ++metrics_.disconnects[LossCategory(reason)];
+  if (!state->deliberate_close && !state->rejection_counted &&
+      (reason.code() == StatusCode::kTooLarge || reason.code() == StatusCode::kCorruption)) {
+    // The frame layer refused the stream (a length over the bound, a zero length).
+    ++metrics_.frames_rejected[reason.code() == StatusCode::kTooLarge ? "oversize" : "framing"];
+    spdlog::warn("peer {}: dropping the connection: {}", conn.remote_address(), reason.message());
+  }
   if (!state->handshaked && state->outbound) ++metrics_.dial_failures;
 
-  NodeId peer_id = state->handshaked ? state->peer : state->expected.value_or(NodeId{});
+  std::optional<NodeId> lost;
+  PeerLossReason loss_reason = state->handshaked ? PeerLossReason::kConnectionLost : PeerLossReason::kDialFailed;
+  const NodeId peer_id = state->handshaked ? state->peer : state->expected.value_or(NodeId{});
   if (auto it = peers_.find(peer_id); peer_id.value != 0 && it != peers_.end()) {
     Peer& peer = it->second;
-    std::erase(peer.connections, &conn);
-    if (peer.dialing == &conn) peer.dialing = nullptr;
-    if (peer.connections.empty() && peer.dialing == nullptr) {
-      peer.queued.clear();
-      peers_.erase(it);
-      if (!state->deliberate_close && !closing_) {
-        lost = peer_id;
-        loss_reason = state->handshaked ? PeerLossReason::kConnectionLost : PeerLossReason::kDialFailed;
+    const bool ours = std::find(peer.connections.begin(), peer.connections.end(), &conn) != peer.connections.end() ||
+                      peer.dialing == &conn;
+    if (ours && failed) {
+      // The link is broken: whatever it carried may be lost, so the peer is
+      // lost, even if another connection to it (closing, or a second one
+      // from a simultaneous dial) is still there. Those close too.
+      for (transport::Connection* other : peer.connections) {
+        if (other == &conn) continue;
+        static_cast<ConnState*>(other->user_data)->deliberate_close = true;
+        other->Close(Status::Unavailable("another connection to the peer failed"));
       }
+      if (peer.dialing != nullptr && peer.dialing != &conn) {
+        static_cast<ConnState*>(peer.dialing->user_data)->deliberate_close = true;
+        peer.dialing->Close(Status::Unavailable("another connection to the peer failed"));
+      }
+      peers_.erase(it);
+      lost = peer_id;
+    } else if (ours) {
+      std::erase(peer.connections, &conn);
+      if (peer.dialing == &conn) peer.dialing = nullptr;
+      if (peer.connections.empty() && peer.dialing == nullptr) peers_.erase(it);
     }
   }
   if (!state->handshaked && !state->seed_address.empty() && !state->deliberate_close && !closing_ &&
@@ -435,6 +500,9 @@ void PeerTransport::Tick() {
   std::vector<NodeId> idle;
   for (const auto& [id, peer] : peers_) {
     if (now - peer.last_activity_ms < options_.idle_close_ms) continue;
+    const bool any_open = std::any_of(peer.connections.begin(), peer.connections.end(),
+                                      [](const transport::Connection* c) { return c->open(); });
+    if (!any_open && peer.dialing == nullptr) continue;  // closing already
     if (callbacks_.keep_peer && callbacks_.keep_peer(id)) continue;
     idle.push_back(id);
   }

@@ -16,9 +16,12 @@
 // for the nodes its message names. Sending to a peer without a connection
 // dials its address and queues the frames until the handshake completes.
 //
-// Losses. When the last connection of a peer closes, or a dial fails,
-// on_peer_lost reports it with the reason; the agent decides whether the
-// membership layer hears PeerDown (see Agent). Connections to peers the
+// Losses. When a connection to a peer fails — a dial, or an established
+// connection this side did not close — the peer is lost: its other
+// connections are closed (a link must stay FIFO and lossless for HyParView)
+// and on_peer_lost reports it once, with the reason; the agent decides
+// whether the membership layer hears PeerDown (see Agent). Closes this side
+// asked for (ClosePeer, idle close, Close) are not losses. Connections to peers the
 // agent no longer needs (keep_peer() false) are closed after idle_close_ms
 // without traffic, silently.
 //
@@ -65,7 +68,13 @@ struct PeerTransportOptions {
   std::uint64_t handshake_timeout_ms = 5000;
   std::uint64_t idle_close_ms = 15000;
   std::size_t max_frames_while_dialing = 4096;
+  std::size_t max_bytes_while_dialing = 16u << 20;
   std::size_t max_address_book = 100000;
+  // Until its Hello arrives a connection takes frames of at most this size (a
+  // Hello is well under 1 KiB): an unknown peer cannot make us buffer 16 MiB.
+  std::size_t handshake_max_frame_bytes = 64 * 1024;
+  std::size_t max_connections = 1024;          // open connections in all
+  std::size_t max_connections_per_peer = 2;    // both sides may dial at once
 };
 
 // Counters for /metrics (message types are wire::PeerMessageTypeName values).
@@ -120,7 +129,7 @@ class PeerTransport {
   // Closes every connection to `peer` after writing what is queued. Not
   // reported through on_peer_lost.
   void ClosePeer(NodeId peer);
-  // Whether a handshaked connection to `peer` is open.
+  // Whether a handshaked connection to `peer` is open (not closing).
   bool Connected(NodeId peer) const;
 
   void AddAddress(NodeId node, const std::string& address);
@@ -143,6 +152,7 @@ class PeerTransport {
     std::vector<transport::Connection*> connections;  // handshaked, oldest first
     transport::Connection* dialing = nullptr;          // outbound, handshake pending
     std::vector<std::string> queued;                   // frames waiting for `dialing`
+    std::size_t queued_bytes = 0;
     bool close_after_handshake = false;                // ClosePeer while dialling
     std::uint64_t last_activity_ms = 0;
   };
@@ -152,7 +162,7 @@ class PeerTransport {
   void OnFrame(transport::Connection& conn, std::string frame);
   void OnHello(transport::Connection& conn, ConnState& state, const wire::Hello& hello);
   void OnClosed(transport::Connection& conn, const Status& reason);
-  void Refuse(transport::Connection& conn, const std::string& reason);
+  void Refuse(transport::Connection& conn, const std::string& reason, StatusCode code = StatusCode::kInvalidArgument);
   bool SendFrame(transport::Connection& conn, const std::string& frame);
   std::string Encode(const wire::PeerMessage& message) const;
   void ReportLostLater(NodeId peer, PeerLossReason reason, Status why);

@@ -388,7 +388,8 @@ HttpServer::HttpServer(uv_loop_t* loop, HttpServerOptions options) : impl_(std::
   impl_->options = options;
   h2o_config_init(&impl_->config);
   // h2o's own hard cap; our handler answers bodies above max_body_bytes with a JSON 413.
-  impl_->config.max_request_entity_size = options.max_body_bytes * 2 + 1;
+  impl_->config.max_request_entity_size = options.max_body_bytes * options.oversize_body_read_factor + 1;
+  impl_->config.http1.req_timeout = options.idle_timeout_ms;
   h2o_hostconf_t* host = h2o_config_register_host(&impl_->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t* pathconf = h2o_config_register_path(host, "/", 0);
   auto* handler = reinterpret_cast<H2oHandler*>(h2o_create_handler(pathconf, sizeof(H2oHandler)));

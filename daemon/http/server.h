@@ -85,6 +85,14 @@ struct HttpServerOptions {
   std::size_t max_body_bytes = 2 * 1024 * 1024;
   std::size_t max_query_params = 32;
   std::size_t max_stream_buffer_bytes = 4 * 1024 * 1024;
+  // Bodies above max_body_bytes but within this many times it are read and
+  // answered with our JSON 413 (and counted); larger ones get h2o's own
+  // plain-text 413 without being buffered.
+  std::size_t oversize_body_read_factor = 8;
+  // A keep-alive connection waiting for its next request is closed after this
+  // long; it also bounds how long Close() waits for idle connections (h2o's
+  // HTTP/1 has no graceful shutdown of idle connections).
+  std::uint64_t idle_timeout_ms = 10000;
 };
 
 class HttpServer {

@@ -79,6 +79,10 @@ void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
   auto* conn = static_cast<Connection*>(stream->data);
   if (nread == 0) return;  // EAGAIN
   if (nread < 0) {
+    if (conn->close_after_flush_) {  // the peer answered our FIN (or failed): done
+      conn->Close(conn->close_reason_);
+      return;
+    }
     conn->Close(nread == UV_EOF ? Status::Unavailable("peer " + conn->remote_address_ + " closed the connection")
                                 : Status::IOError("read from " + conn->remote_address_ + ": " +
                                                   uv_strerror(static_cast<int>(nread))));
@@ -92,7 +96,12 @@ void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf)
     ++conn->stats_.frames_in;
     if (conn->callbacks_.on_frame) conn->callbacks_.on_frame(*conn, std::move(frame));
   }
-  if (!st.ok()) conn->Close(Status::Corruption("from " + conn->remote_address_ + ": " + st.message()));
+  if (!st.ok()) {
+    // TooLarge (a length over the bound) stays TooLarge so the owner can count it apart.
+    std::string what = "from " + conn->remote_address_ + ": " + st.message();
+    conn->Close(st.code() == StatusCode::kTooLarge ? Status::TooLarge(std::move(what))
+                                                   : Status::Corruption(std::move(what)));
+  }
 }
 
 bool Connection::Send(std::string_view payload) {
@@ -140,7 +149,7 @@ void Connection::OnWrite(uv_write_t* req, int status) {
     return;
   }
   conn->MaybeWrite();
-  if (conn->close_after_flush_ && !conn->writing_ && conn->pending_.empty()) conn->Close(conn->close_reason_);
+  if (conn->close_after_flush_ && !conn->writing_ && conn->pending_.empty()) conn->StartShutdown();
 }
 
 void Connection::Close(Status reason) {
@@ -155,18 +164,33 @@ void Connection::Close(Status reason) {
 }
 
 void Connection::CloseAfterFlush(Status reason) {
-  if (state_ == State::kClosing) return;
-  if (state_ != State::kOpen || (!writing_ && pending_.empty())) {
+  if (state_ == State::kClosing || close_after_flush_) return;
+  if (state_ != State::kOpen) {
     Close(std::move(reason));
     return;
   }
   close_after_flush_ = true;
   close_reason_ = std::move(reason);
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-  // A peer that does not read must not keep the connection open: the connect
-  // timer (idle once connected) bounds the flush.
+  // Bounded: a peer that neither reads what we send nor answers our FIN
+  // does not keep the connection. The connect timer is idle once connected.
   connect_timer_.data = this;
   uv_timer_start(&connect_timer_, OnFlushTimeout, options_.connect_timeout_ms, 0);
+  if (!writing_ && pending_.empty()) StartShutdown();
+}
+
+// Half-close once everything is written, and keep reading (and discarding)
+// until the peer closes its side: closing a socket with unread input makes
+// Linux send a reset, which can destroy our last frames (a Refuse, a
+// DISCONNECT) before the peer reads them.
+void Connection::StartShutdown() {
+  if (shutdown_started_) return;
+  shutdown_started_ = true;
+  shutdown_req_.data = this;
+  int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), [](uv_shutdown_t* req, int status) {
+    auto* conn = static_cast<Connection*>(req->data);
+    if (status != 0 && status != UV_ECANCELED) conn->Close(conn->close_reason_);
+  });
+  if (rc != 0) Close(close_reason_);
 }
 
 void Connection::OnFlushTimeout(uv_timer_t* timer) {

@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -60,11 +61,17 @@ class Connection {
   // queue bound was crossed (in which case it is now closing).
   bool Send(std::string_view payload);
   void Close(Status reason);
-  // Stops reading, writes out every queued frame, then closes with `reason`
-  // (a Refuse or a DISCONNECT must reach the peer before the close). A
-  // connection still connecting, or with nothing queued, closes at once.
+  // Delivers no more frames, writes out every queued frame, half-closes
+  // (FIN), and closes with `reason` once the peer closed its side or
+  // connect_timeout_ms passed (a Refuse or a DISCONNECT must reach the peer
+  // before the close). A connection still connecting closes at once.
   void CloseAfterFlush(Status reason);
 
+  // Frames longer than this (at most options.max_frame_bytes) close the
+  // connection; frames already being received keep the limit they started with.
+  void SetMaxFrameBytes(std::size_t max_frame_bytes) {
+    decoder_.set_max_frame_bytes(std::min(max_frame_bytes, options_.max_frame_bytes));
+  }
   bool open() const { return state_ == State::kOpen && !close_after_flush_; }
   const std::string& remote_address() const { return remote_address_; }
   const ConnectionStats& stats() const { return stats_; }
@@ -88,6 +95,7 @@ class Connection {
   static void OnConnect(uv_connect_t* req, int status);
   static void OnConnectTimeout(uv_timer_t* timer);
   static void OnFlushTimeout(uv_timer_t* timer);
+  void StartShutdown();
 
   uv_tcp_t tcp_{};
   uv_timer_t connect_timer_{};
@@ -104,6 +112,8 @@ class Connection {
   std::string in_flight_;  // owned by libuv until OnWrite
   bool writing_ = false;
   bool close_after_flush_ = false;
+  bool shutdown_started_ = false;
+  uv_shutdown_t shutdown_req_{};
   char read_buffer_[64 * 1024];
   std::string remote_address_;
   ConnectionStats stats_;

@@ -30,6 +30,9 @@ class FrameDecoder {
   Status Feed(std::string_view data, std::vector<std::string>& frames);
 
   std::size_t buffered_bytes() const { return buffer_.size(); }
+  // Applies to frames whose header has not been read yet (a connection
+  // accepts only small frames until its peer is known, then raises it).
+  void set_max_frame_bytes(std::size_t max_frame_bytes) { max_frame_bytes_ = max_frame_bytes; }
 
  private:
   std::size_t max_frame_bytes_;

@@ -151,7 +151,8 @@ TEST_CASE("garbage on the peer port closes that connection with a clear reason")
   uv_run(&loop, UV_RUN_DEFAULT);
   client.join();
   CHECK(frames == 0);
-  CHECK(reason.IsCorruption());
+  // A length over the bound stays TooLarge (the agent counts it as "oversize").
+  CHECK(reason.code() == StatusCode::kTooLarge);
   CHECK(reason.message().find("outside") != std::string::npos);
   CHECK(uv_loop_close(&loop) == 0);
 }
