@@ -7,7 +7,7 @@ TEST_DIR    ?= build-test
 CMAKE       ?= cmake
 CTEST_ARGS  ?= --output-on-failure --timeout 600
 
-.PHONY: all deps deps-bench build build-test test demo bench-wal sim fuzz clean help
+.PHONY: all deps deps-bench build build-test test demo bench-wal bench-cluster sim fuzz clean help
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make test       build with ASan+UBSan and run the whole test suite"
 	@echo "make demo       start a local 5-agent cluster"
 	@echo "make bench-wal  WAL benchmark beside this machine's raw disk figures"
+	@echo "make bench-cluster  10/40/100 local agents vs Serf, HTTP GET vs an h2o hello-world, sustained writes"
 	@echo "make sim        the 10,000-node simulation table (writes docs/simulation.md)"
 	@echo "make fuzz       every libFuzzer target for FUZZ_SECONDS each (default 600)"
 
@@ -50,6 +51,14 @@ demo:
 
 bench-wal: deps-bench build
 	$(BUILD_DIR)/bench/wal_bench --dir $(BUILD_DIR)/bench-wal-data
+
+# Local clusters of real agents beside Serf and a libh2o hello-world, measured in
+# the same run (docs/benchmarks.md). About 10 minutes; extra options go in
+# BENCH_CLUSTER_ARGS (e.g. BENCH_CLUSTER_ARGS="--sizes 10 --wrk-rounds 3").
+BENCH_CLUSTER_ARGS ?=
+bench-cluster: deps-bench build
+	$(BUILD_DIR)/bench/cluster_bench --grapevine $(BUILD_DIR)/grapevine \
+	  --h2o-hello $(BUILD_DIR)/bench/h2o_hello $(BENCH_CLUSTER_ARGS)
 
 sim: build
 	scripts/sim-table.sh $(BUILD_DIR)/grapevine

@@ -12,7 +12,8 @@ build_pkgs=(
   libh2o-dev nlohmann-json3-dev libsodium-dev libcli11-dev libtomlplusplus-dev libldns-dev
 )
 test_pkgs=()
-bench_pkgs=()
+# make bench-cluster: wrk drives the HTTP GET figure, serf is the gossip reference.
+bench_pkgs=(wrk serf)
 
 pkgs=("${build_pkgs[@]}")
 case "$profile" in
