@@ -13,8 +13,6 @@ namespace {
 // Rough per-node cost of an ordered-container node (three pointers + colour,
 // rounded up to the allocator's granularity).
 constexpr std::size_t kTreeNodeOverhead = 48;
-// A hash-table node: next pointer and cached hash.
-constexpr std::size_t kHashNodeOverhead = 16;
 
 std::uint32_t NextHop(std::uint32_t round) {
   return round == std::numeric_limits<std::uint32_t>::max() ? round : round + 1;
@@ -27,6 +25,7 @@ PlumtreeConfig PaperPlumtreeConfig() {
   config.hop_optimization_threshold = 3;
   config.prune_after_duplicates = 1;
   config.max_origin_trees = 0;
+  config.link_up_announce_window = Duration::zero();
   return config;
 }
 
@@ -48,7 +47,7 @@ void Plumtree::handle(const InEvent& event, TimePoint now, Outbox& out) {
   // interval longer is harmless (a seen id stays a duplicate a bit longer; a
   // payload answers a late GRAFT).
   std::visit(Overloaded{
-                 [&](const NeighborUp& e) { OnNeighborUp(e.peer); },
+                 [&](const NeighborUp& e) { OnNeighborUp(e.peer, now, out); },
                  [&](const NeighborDown& e) { OnNeighborDown(e.peer); },
                  [&](const BroadcastRequest& e) { OnBroadcast(e, now, out); },
                  [&](const TimerFired& e) { OnTimer(e.timer, now, out); },
@@ -68,12 +67,31 @@ void Plumtree::handle(const InEvent& event, TimePoint now, Outbox& out) {
 
 // ---- neighbours --------------------------------------------------------------
 
-void Plumtree::OnNeighborUp(NodeId peer) {
+void Plumtree::OnNeighborUp(NodeId peer, TimePoint now, Outbox& out) {
   if (peer == self_ || IsNeighbor(peer)) return;
   // New links start eager (the paper): the tree heals through them first and
   // redundant ones are pruned by the first duplicate.
   eager_.insert(peer);
   for (auto& [origin, tree] : origin_trees_) tree.eager.insert(peer);
+  AnnounceRecent(peer, now, out);
+}
+
+void Plumtree::AnnounceRecent(NodeId peer, TimePoint now, Outbox& out) {
+  if (config_.eager_flooding || config_.link_up_announce_window <= Duration::zero()) return;
+  std::vector<IHaveEntry> recent;
+  // seen_order_ is in delivery order: walk back from the newest.
+  for (auto it = seen_order_.rbegin(); it != seen_order_.rend() && recent.size() < config_.max_ihave_entries; ++it) {
+    if (it->first + config_.link_up_announce_window <= now) break;
+    const SeenEntry* entry = seen_.Find(it->second);
+    if (entry->payload == SeenTable::kNoPayload) continue;  // a GRAFT for it could not be answered
+    recent.push_back(IHaveEntry{it->second, entry->hops});
+  }
+  if (recent.empty()) return;
+  std::reverse(recent.begin(), recent.end());  // oldest first, as a batch would carry them
+  ++stats_.ihave_sent;
+  stats_.ihave_entries_sent += recent.size();
+  stats_.link_up_announced += recent.size();
+  out.events.push_back(SendMessage{peer, IHave{std::move(recent)}});
 }
 
 void Plumtree::OnNeighborDown(NodeId peer) {
@@ -84,7 +102,7 @@ void Plumtree::OnNeighborDown(NodeId peer) {
     tree.lazy.erase(peer);
     tree.silenced.erase(peer);
   }
-  duplicate_streak_.erase(peer);
+  ClearStreak(peer);
   if (auto it = pending_ihave_.find(peer); it != pending_ihave_.end()) {
     pending_ihave_entries_ -= it->second.size();
     pending_ihave_.erase(it);
@@ -185,7 +203,7 @@ void Plumtree::OnBroadcast(const BroadcastRequest& request, TimePoint now, Outbo
     ++stats_.rejected_oversize;
     return;
   }
-  if (seen_.count(request.id) != 0) return;  // the id was already used: never deliver twice
+  if (seen_.Contains(request.id)) return;  // the id was already used: never deliver twice
   ++stats_.broadcasts;
   AcceptFirstCopy(request.id, request.payload, OwnOriginTreeDue(now), 0, self_, now, out);
 }
@@ -197,14 +215,14 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
   }
   const bool neighbor = IsNeighbor(from);
   if (!neighbor) ++stats_.from_non_neighbor;
-  if (seen_.count(gossip.id) == 0) {
+  if (!seen_.Contains(gossip.id)) {
     if (neighbor) {
       // Shared tree: links are undirected, so the parent is also a child for
       // other origins (the paper). An origin tree is directed: the sets say
       // whom WE push to, and the parent is not one of them.
       const Tree tree = TreeFor(gossip.id.origin, gossip.origin_tree, now);
       if (!tree.origin) MakeEager(tree, from);
-      duplicate_streak_.erase(from);
+      ClearStreak(from);
     }
     AcceptFirstCopy(gossip.id, gossip.payload, gossip.origin_tree, NextHop(gossip.round), from, now, out);
     return;
@@ -217,7 +235,7 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
     // Directed: the sender stops pushing this origin to us; what we push is
     // decided by the PRUNEs we receive. At the first duplicate: on an origin's
     // own tree a redundant link stays redundant.
-    SeenEntry& entry = seen_.at(gossip.id);
+    SeenEntry& entry = *seen_.Find(gossip.id);
     if (entry.from != from && tree.silenced->count(entry.from) != 0 && tree.silenced->count(from) == 0) {
       // The first copy came down a branch we had already cut (it was in
       // flight); this one came down the branch we kept. Nothing to prune.
@@ -243,7 +261,7 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
 bool Plumtree::KeepShorterBranch(const Tree& tree, const Gossip& gossip, NodeId from, Outbox& out) {
   const std::uint32_t threshold = config_.origin_hop_optimization_threshold;
   if (threshold == 0) return false;
-  SeenEntry& entry = seen_.at(gossip.id);
+  SeenEntry& entry = *seen_.Find(gossip.id);
   const NodeId parent = entry.from;
   const std::uint32_t via_sender = NextHop(gossip.round);
   if (parent == self_ || parent == from || entry.hops < via_sender || entry.hops - via_sender < threshold) {
@@ -265,25 +283,33 @@ void Plumtree::AcceptFirstCopy(const MessageId& id, const std::string& payload, 
   ++stats_.delivered;
   out.events.push_back(Deliver{id, payload, hops, from});
 
-  seen_[id] = SeenEntry{now, hops, from};
+  SeenEntry& record = seen_.Insert(id, from, hops);
   seen_order_.emplace_back(now, id);
-  while (seen_.size() > config_.max_seen_ids) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-    ++stats_.seen_evictions;
-  }
   if (payload.size() <= config_.max_cached_payload_bytes) {
-    payloads_[id] = CachedPayload{now, payload, origin_tree};
+    std::uint32_t cell;
+    if (!free_payload_cells_.empty()) {
+      cell = free_payload_cells_.back();
+      free_payload_cells_.pop_back();
+    } else {
+      cell = static_cast<std::uint32_t>(payload_cells_.size());
+      payload_cells_.emplace_back();
+    }
+    payload_cells_[cell].payload = payload;
+    payload_cells_[cell].origin_tree = origin_tree;
+    record.payload = cell;
+    ++cached_payloads_;
     payload_order_.emplace_back(now, id);
     payload_bytes_ += payload.size();
-    while (payloads_.size() > config_.max_cached_payloads || payload_bytes_ > config_.max_cached_payload_bytes) {
-      auto victim = payloads_.find(payload_order_.front().second);
-      payload_bytes_ -= victim->second.payload.size();
-      payloads_.erase(victim);
+    while (cached_payloads_ > config_.max_cached_payloads || payload_bytes_ > config_.max_cached_payload_bytes) {
+      DropPayload(*seen_.Find(payload_order_.front().second));
       payload_order_.pop_front();
       ++stats_.payload_evictions;
     }
   }
+  // Ids go after payloads: a cached payload's id is never older than the
+  // oldest seen id (both queues are in insertion order and the payload limits
+  // are the tighter ones), so no id leaves while its payload is cached.
+  while (seen_.size() > config_.max_seen_ids) EvictOldestSeen();
 
   // Peers that announced the id already have it: no IHAVE for them. An
   // announcer whose path was shorter by the threshold becomes our parent.
@@ -426,12 +452,40 @@ void Plumtree::SendPrune(const Tree& tree, NodeId peer, Outbox& out) {
 
 // ---- repair path ----------------------------------------------------------------
 
+void Plumtree::DropPayload(SeenEntry& entry) {
+  CachedPayload& cell = payload_cells_[entry.payload];
+  payload_bytes_ -= cell.payload.size();
+  std::string().swap(cell.payload);  // give the memory back, not just the length
+  free_payload_cells_.push_back(entry.payload);
+  entry.payload = SeenTable::kNoPayload;
+  --cached_payloads_;
+}
+
+void Plumtree::EvictOldestSeen() {
+  const MessageId id = seen_order_.front().second;
+  seen_order_.pop_front();
+  SeenEntry* entry = seen_.Find(id);
+  if (entry->payload != SeenTable::kNoPayload) {
+    // Only when payloads too large to cache let the id count cap bite first:
+    // the payload queue is a subsequence of the id queue, so this payload is
+    // its oldest entry.
+    DropPayload(*entry);
+    payload_order_.pop_front();
+    ++stats_.payload_evictions;
+  }
+  seen_.Erase(id);
+  ++stats_.seen_evictions;
+}
+
 void Plumtree::MaybeOptimize(const MessageId& id, NodeId announcer, std::uint32_t announced_round, TimePoint now,
                              Outbox& out) {
+  if (SeenEntry* entry = seen_.Find(id)) MaybeOptimize(*entry, announcer, announced_round, now, out);
+}
+
+void Plumtree::MaybeOptimize(SeenEntry& entry, NodeId announcer, std::uint32_t announced_round, TimePoint now,
+                             Outbox& out) {
   if (config_.eager_flooding) return;
-  auto seen = seen_.find(id);
-  if (seen == seen_.end()) return;
-  SeenEntry& entry = seen->second;
+  const MessageId id = entry.id;
   const NodeId parent = entry.from;
   if (parent == self_ || parent == announcer || !IsNeighbor(announcer)) return;
   const Tree tree = TreeFor(id.origin, false, now);
@@ -465,9 +519,9 @@ void Plumtree::OnIHave(NodeId from, const IHave& ihave, TimePoint now, Outbox& o
     return;
   }
   for (const IHaveEntry& entry : ihave.entries) {
-    if (seen_.count(entry.id) != 0) {
+    if (SeenEntry* seen = seen_.Find(entry.id)) {
       NoteHolder(entry.id, from);
-      MaybeOptimize(entry.id, from, entry.round, now, out);
+      MaybeOptimize(*seen, from, entry.round, now, out);
       continue;
     }
     auto it = missing_.find(entry.id);
@@ -504,17 +558,16 @@ void Plumtree::OnGraft(NodeId from, const Graft& graft, TimePoint now, Outbox& o
     return;
   }
   MakeEager(graft.origin ? TreeFor(*graft.origin, true, now) : SharedTree(), from);
-  duplicate_streak_.erase(from);
+  ClearStreak(from);
   for (const IHaveEntry& entry : graft.entries) {
-    auto cached = payloads_.find(entry.id);
-    auto seen = seen_.find(entry.id);
-    if (cached == payloads_.end() || seen == seen_.end()) {
+    const SeenEntry* seen = seen_.Find(entry.id);
+    if (seen == nullptr || seen->payload == SeenTable::kNoPayload) {
       ++stats_.graft_unanswerable;
       continue;
     }
+    const CachedPayload& cached = payload_cells_[seen->payload];
     ++stats_.gossip_sent;
-    out.events.push_back(
-        SendMessage{from, Gossip{entry.id, seen->second.hops, cached->second.payload, cached->second.origin_tree}});
+    out.events.push_back(SendMessage{from, Gossip{entry.id, seen->hops, cached.payload, cached.origin_tree}});
   }
 }
 
@@ -559,7 +612,7 @@ void Plumtree::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
   ++missing.grafts_sent;
   const Tree tree = TreeFor(timer.id.origin, false, now);
   if (!tree.origin) MakeEager(tree, next.peer);  // directed trees: the announcer starts pushing to us
-  duplicate_streak_.erase(next.peer);
+  ClearStreak(next.peer);
   SendGraft(tree, next.peer, {IHaveEntry{timer.id, next.round}}, out);
   ArmGraftTimer(timer.id, missing, config_.graft_retry_timeout, now, out);
 }
@@ -567,18 +620,13 @@ void Plumtree::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
 // ---- memory bounds ----------------------------------------------------------------
 
 void Plumtree::Evict(TimePoint now) {
-  while (!seen_order_.empty() && seen_order_.front().first + config_.seen_ttl <= now) {
-    seen_.erase(seen_order_.front().second);
-    seen_order_.pop_front();
-    ++stats_.seen_evictions;
-  }
+  // Payloads first (payload_ttl <= seen_ttl): an id never leaves before its payload.
   while (!payload_order_.empty() && payload_order_.front().first + config_.payload_ttl <= now) {
-    auto victim = payloads_.find(payload_order_.front().second);
-    payload_bytes_ -= victim->second.payload.size();
-    payloads_.erase(victim);
+    DropPayload(*seen_.Find(payload_order_.front().second));
     payload_order_.pop_front();
     ++stats_.payload_evictions;
   }
+  while (!seen_order_.empty() && seen_order_.front().first + config_.seen_ttl <= now) EvictOldestSeen();
   while (!origin_trees_by_use_.empty() &&
          origin_trees_by_use_.begin()->first + config_.origin_tree_idle_timeout <= now) {
     origin_trees_.erase(origin_trees_by_use_.begin()->second);
@@ -589,7 +637,7 @@ void Plumtree::Evict(TimePoint now) {
 
 void Plumtree::EnsureSweep(TimePoint now, Outbox& out) {
   // Only while something can expire: an idle node holds no timer.
-  if (sweep_armed_ || (seen_.empty() && payloads_.empty())) return;
+  if (sweep_armed_ || (seen_.empty() && cached_payloads_ == 0)) return;
   sweep_armed_ = true;
   Timer timer;
   timer.kind = TimerKind::kSweep;
@@ -600,11 +648,10 @@ std::size_t Plumtree::memory_bytes() const {
   std::size_t bytes = sizeof(*this);
   bytes += (eager_.size() + lazy_.size()) * (kTreeNodeOverhead + sizeof(NodeId));
   bytes += duplicate_streak_.size() * (kTreeNodeOverhead + sizeof(NodeId) + sizeof(std::uint32_t));
-  bytes += seen_.size() * (kHashNodeOverhead + sizeof(MessageId) + sizeof(SeenEntry));
-  bytes += seen_.bucket_count() * sizeof(void*);
+  bytes += seen_.capacity() * sizeof(SeenEntry);
   bytes += seen_order_.size() * sizeof(std::pair<TimePoint, MessageId>);
-  bytes += payloads_.size() * (kHashNodeOverhead + sizeof(MessageId) + sizeof(CachedPayload));
-  bytes += payloads_.bucket_count() * sizeof(void*);
+  bytes += payload_cells_.capacity() * sizeof(CachedPayload);
+  bytes += free_payload_cells_.capacity() * sizeof(std::uint32_t);
   bytes += payload_order_.size() * sizeof(std::pair<TimePoint, MessageId>);
   bytes += payload_bytes_;
   for (const auto& [id, missing] : missing_) {
@@ -649,19 +696,30 @@ bool Plumtree::CheckInvariants(std::string* why) const {
   }
   if (seen_.size() > config_.max_seen_ids) return fail("seen set over its cap");
   if (seen_.size() != seen_order_.size()) return fail("seen set and its age queue disagree");
-  if (payloads_.size() > config_.max_cached_payloads) return fail("payload cache over its count cap");
+  if (cached_payloads_ > config_.max_cached_payloads) return fail("payload cache over its count cap");
   if (payload_bytes_ > config_.max_cached_payload_bytes) return fail("payload cache over its byte cap");
-  if (payloads_.size() != payload_order_.size()) return fail("payload cache and its age queue disagree");
-  std::size_t bytes = 0;
-  for (const auto& [id, cached] : payloads_) {
-    bytes += cached.payload.size();
-    if (seen_.count(id) == 0) return fail("cached payload whose id is not in the seen set");
+  if (cached_payloads_ != payload_order_.size()) return fail("payload cache and its age queue disagree");
+  if (cached_payloads_ + free_payload_cells_.size() != payload_cells_.size()) {
+    return fail("payload cells leaked");
   }
+  std::size_t bytes = 0, with_payload = 0;
+  bool cell_out_of_range = false;
+  seen_.ForEach([&](const SeenEntry& entry) {
+    if (entry.payload == SeenTable::kNoPayload) return;
+    if (entry.payload >= payload_cells_.size()) {
+      cell_out_of_range = true;
+      return;
+    }
+    ++with_payload;
+    bytes += payload_cells_[entry.payload].payload.size();
+  });
+  if (cell_out_of_range) return fail("seen id names a payload cell that does not exist");
+  if (with_payload != cached_payloads_) return fail("payload count drifted");
   if (bytes != payload_bytes_) return fail("payload byte count drifted");
   if (reannounce_.size() > config_.max_reannounced_ids) return fail("re-announce set over its cap");
   if (missing_.size() > config_.max_missing_ids) return fail("missing set over its cap");
   for (const auto& [id, missing] : missing_) {
-    if (seen_.count(id) != 0) return fail("an id both seen and missing");
+    if (seen_.Contains(id)) return fail("an id both seen and missing");
     if (missing.announcers.empty() || missing.announcers.size() > config_.max_announcers_per_id) {
       return fail("missing id with no or too many announcers");
     }

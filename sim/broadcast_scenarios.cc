@@ -1,6 +1,7 @@
 #include "sim/broadcast_scenarios.h"
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -13,7 +14,11 @@ namespace {
 // Broadcasts still being repaired (graft retries, re-announcements) get this
 // long after the last one before figures are taken.
 constexpr Duration kDrainTime = Seconds(15);
-constexpr std::size_t kPayloadBytes = 32;
+// 15 bytes: a payload this short lives inside std::string itself (libstdc++'s
+// inline buffer), so the simulator does not allocate for every GOSSIP and
+// every cached copy (10,000 nodes cache ~6 million). The network model has no
+// bandwidth, so the payload size changes no figure but the memory per node.
+constexpr std::size_t kPayloadBytes = 15;
 // The flooding baseline runs the first this-many broadcasts of the same
 // senders on the same overlay: its per-broadcast figures (RMR ~ degree - 2,
 // LDH) do not drift with time, and flooding costs ~4x the events of Plumtree,
@@ -26,7 +31,7 @@ constexpr std::uint64_t kSenderStreamSalt = 0x73656e6465727321ULL;
 double Ratio(double numerator, double denominator) { return denominator == 0 ? 0.0 : numerator / denominator; }
 
 std::string Payload(std::size_t k) {
-  std::string payload = "broadcast-" + std::to_string(k);
+  std::string payload = "bc-" + std::to_string(k);
   payload.resize(kPayloadBytes, '.');
   return payload;
 }
@@ -178,11 +183,42 @@ const char* SenderModelName(SenderModel model) {
   return "?";
 }
 
-BroadcastRun RunBroadcastPhase(const SimOptions& options, const BroadcastRunSpec& spec) {
+namespace {
+
+// A stable overlay whose nodes run `plumtree` (built once per scenario: see
+// Simulator::ForkWithPlumtree).
+std::unique_ptr<Simulator> BuildOverlay(const SimOptions& options, const broadcast::PlumtreeConfig& plumtree) {
   SimConfig config = MakeSimConfig(options);
-  config.plumtree = spec.plumtree;
-  Simulator sim(std::move(config));
-  BuildStableOverlay(sim, options);
+  config.plumtree = plumtree;
+  auto sim = std::make_unique<Simulator>(std::move(config));
+  BuildStableOverlay(*sim, options);
+  return sim;
+}
+
+// `base`'s overlay with `plumtree`, without a trace; built again (the same
+// overlay: same options, and Plumtree takes no part in building it) if `base`
+// cannot be forked.
+std::unique_ptr<Simulator> ForkOverlay(const Simulator& base, const SimOptions& options,
+                                       const broadcast::PlumtreeConfig& plumtree) {
+  if (auto fork = base.ForkWithPlumtree(plumtree)) return fork;
+  SimOptions untraced = options;
+  untraced.trace = nullptr;
+  return BuildOverlay(untraced, plumtree);
+}
+
+// The measured phase of RunBroadcastPhase on an overlay already built.
+BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const BroadcastRunSpec& spec);
+
+}  // namespace
+
+BroadcastRun RunBroadcastPhase(const SimOptions& options, const BroadcastRunSpec& spec) {
+  std::unique_ptr<Simulator> sim = BuildOverlay(options, spec.plumtree);
+  return RunPhaseOn(*sim, options, spec);
+}
+
+namespace {
+
+BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const BroadcastRunSpec& spec) {
   sim.SetLoss(spec.loss);
 
   Prng senders_rng(options.seed ^ kSenderStreamSalt);
@@ -243,7 +279,6 @@ BroadcastRun RunBroadcastPhase(const SimOptions& options, const BroadcastRunSpec
   return run;
 }
 
-namespace {
 
 broadcast::PlumtreeConfig FloodingConfig() {
   broadcast::PlumtreeConfig config;
@@ -251,15 +286,17 @@ broadcast::PlumtreeConfig FloodingConfig() {
   return config;
 }
 
-// Our Plumtree and the flooding baseline for one sender model, as JSON.
-nlohmann::json MeasureWithBaseline(const SimOptions& options, BroadcastRunSpec spec, nlohmann::json* violation) {
-  BroadcastRun ours = RunBroadcastPhase(options, spec);
+// Our Plumtree (on `ours_sim`) and the flooding baseline (on `flooding_sim`,
+// the same overlay) for one sender model, as JSON.
+nlohmann::json MeasureWithBaseline(Simulator& ours_sim, Simulator& flooding_sim, const SimOptions& options,
+                                   BroadcastRunSpec spec, nlohmann::json* violation) {
+  BroadcastRun ours = RunPhaseOn(ours_sim, options, spec);
   BroadcastRunSpec flooding_spec = spec;
   flooding_spec.plumtree = FloodingConfig();
   SimOptions flooding_options = options;
   flooding_options.broadcasts = std::min(options.broadcasts, kFloodingBaselineBroadcasts);
   flooding_options.trace = nullptr;  // the trace is of the run being reported
-  BroadcastRun flooding = RunBroadcastPhase(flooding_options, flooding_spec);
+  BroadcastRun flooding = RunPhaseOn(flooding_sim, flooding_options, flooding_spec);
 
   nlohmann::json j = ToJson(ours.figures);
   for (auto it = ours.details.begin(); it != ours.details.end(); ++it) j[it.key()] = it.value();
@@ -284,28 +321,38 @@ nlohmann::json RunBroadcastScenario(const SimOptions& options) {
   nlohmann::json report;
   BroadcastRunSpec spec;
   switch (options.scenario) {
-    case Scenario::kMultiSender: {
+    case Scenario::kMultiSender:
       spec.senders = SenderModel::kSet;
-      report = MeasureWithBaseline(options, spec, &violation);
-      BroadcastRunSpec uniform = spec;
-      uniform.senders = SenderModel::kUniform;
-      SimOptions untraced = options;
-      untraced.trace = nullptr;  // the trace is of the headline run
-      report["uniform_senders"] = MeasureWithBaseline(untraced, uniform, &violation);
       break;
-    }
     case Scenario::kLoss:
       spec.senders = SenderModel::kUniform;
       spec.loss = options.loss_fraction;
       // A lossy transport needs announcements repeated (TCP links do not).
       spec.plumtree.announce_rounds = 3;
-      report = MeasureWithBaseline(options, spec, &violation);
       break;
     case Scenario::kSingleSender:
     default:
       spec.senders = SenderModel::kSingle;
-      report = MeasureWithBaseline(options, spec, &violation);
       break;
+  }
+  // One overlay for every phase: the headline run goes on (and traces) the
+  // one built, the others on forks of it taken before any broadcast.
+  std::unique_ptr<Simulator> base = BuildOverlay(options, spec.plumtree);
+  std::unique_ptr<Simulator> flooding = ForkOverlay(*base, options, FloodingConfig());
+  std::unique_ptr<Simulator> uniform, uniform_flooding;
+  if (options.scenario == Scenario::kMultiSender) {
+    uniform = ForkOverlay(*base, options, spec.plumtree);
+    uniform_flooding = ForkOverlay(*base, options, FloodingConfig());
+  }
+  report = MeasureWithBaseline(*base, *flooding, options, spec, &violation);
+  base.reset();
+  flooding.reset();
+  if (uniform) {
+    BroadcastRunSpec uniform_spec = spec;
+    uniform_spec.senders = SenderModel::kUniform;
+    SimOptions untraced = options;
+    untraced.trace = nullptr;  // the trace is of the headline run
+    report["uniform_senders"] = MeasureWithBaseline(*uniform, *uniform_flooding, untraced, uniform_spec, &violation);
   }
   if (!violation.is_null()) report["invariant_violation"] = violation;
   return report;

@@ -58,11 +58,63 @@ SimConfig MakeSimConfig(const SimOptions& options) {
 
 Simulator::Simulator(SimConfig config) : config_(std::move(config)), rng_(config_.seed) {
   nodes_.resize(config_.nodes);
-  heap_.reserve(1024);
-  slots_.reserve(1024);
+  ring_.resize(static_cast<std::size_t>(kRingBuckets));
+  current_.reserve(1024);
 }
 
 Simulator::~Simulator() = default;
+
+std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::PlumtreeConfig& plumtree) const {
+  for (const Node& node : nodes_) {
+    if (!node.plumtree) continue;
+    const broadcast::Plumtree& p = *node.plumtree;
+    const broadcast::PlumtreeStats& s = p.stats();
+    if (s.broadcasts != 0 || s.delivered != 0 || s.gossip_sent != 0 || s.ihave_sent != 0 || s.graft_sent != 0 ||
+        s.prune_sent != 0 || s.graft_received != 0 || s.prune_received != 0 || s.duplicates != 0 ||
+        s.from_non_neighbor != 0 || p.seen_ids() != 0 || p.missing_ids() != 0 || p.origin_trees() != 0) {
+      return nullptr;
+    }
+  }
+  SimConfig config = config_;
+  config.plumtree = plumtree;
+  config.trace = nullptr;
+  auto fork = std::make_unique<Simulator>(std::move(config));
+  fork->rng_ = rng_;
+  fork->live_count_ = live_count_;
+  fork->shuffle_enabled_ = shuffle_enabled_;
+  fork->now_ = now_;
+  fork->next_event_seq_ = next_event_seq_;
+  fork->current_ = current_;
+  fork->ring_ = ring_;
+  fork->ring_count_ = ring_count_;
+  fork->far_ = far_;
+  fork->cursor_ = cursor_;
+  fork->slots_ = slots_;
+  fork->free_slots_ = free_slots_;
+  fork->in_flight_ = in_flight_;
+  fork->pair_in_flight_ = pair_in_flight_;
+  fork->counters_ = counters_;
+  fork->trace_hash_ = trace_hash_;
+  for (NodeIndex i = 0; i < nodes_.size(); ++i) {
+    const Node& from = nodes_[i];
+    Node& to = fork->nodes_[i];
+    to.seeds = from.seeds;
+    to.incarnation = from.incarnation;
+    to.partition = from.partition;
+    to.alive = from.alive;
+    to.slow = from.slow;
+    to.busy_until = from.busy_until;
+    to.backlog = from.backlog;
+    to.next_seq = from.next_seq;
+    if (!from.hyparview) continue;
+    to.hyparview = std::make_unique<membership::HyParView>(*from.hyparview);
+    to.plumtree = std::make_unique<broadcast::Plumtree>(IdOfIndex(i), plumtree);
+    broadcast::Outbox ignored;  // a fresh Plumtree has nothing to say to its neighbours
+    for (NodeId peer : from.plumtree->eager_peers()) to.plumtree->handle(broadcast::NeighborUp{peer}, now_, ignored);
+    for (NodeId peer : from.plumtree->lazy_peers()) to.plumtree->handle(broadcast::NeighborUp{peer}, now_, ignored);
+  }
+  return fork;
+}
 
 // ---------------------------------------------------------------- event queue
 
@@ -80,35 +132,72 @@ void Simulator::Push(TimePoint at, Event event) {
     slot = static_cast<std::uint32_t>(slots_.size());
     slots_.push_back(std::move(event));
   }
-  heap_.push_back(HeapEntry{ToMicros(at), next_event_seq_++, slot});
-  std::push_heap(heap_.begin(), heap_.end(), [](const HeapEntry& a, const HeapEntry& b) {
-    return a.at_us != b.at_us ? a.at_us > b.at_us : a.seq > b.seq;
-  });
+  QueuePush(HeapEntry{ToMicros(at), next_event_seq_++, slot});
+}
+
+void Simulator::QueuePush(const HeapEntry& entry) {
+  const std::int64_t bucket = BucketOf(entry.at_us);
+  if (bucket <= cursor_) {
+    current_.push_back(entry);
+    std::push_heap(current_.begin(), current_.end(), Later);
+  } else if (bucket < cursor_ + kRingBuckets) {
+    ring_[static_cast<std::size_t>(bucket % kRingBuckets)].push_back(entry);
+    ++ring_count_;
+  } else {
+    far_.push_back(entry);
+    std::push_heap(far_.begin(), far_.end(), Later);
+  }
+}
+
+const Simulator::HeapEntry* Simulator::QueueTop() {
+  while (current_.empty()) {
+    if (ring_count_ == 0 && far_.empty()) return nullptr;
+    // Next bucket; with an empty ring, straight to the far heap's first one.
+    std::int64_t next = cursor_ + 1;
+    if (ring_count_ == 0) next = std::max(next, BucketOf(far_.front().at_us));
+    cursor_ = next;
+    // Far events now within the ring's reach move in (earliest first).
+    while (!far_.empty() && BucketOf(far_.front().at_us) < cursor_ + kRingBuckets) {
+      std::pop_heap(far_.begin(), far_.end(), Later);
+      const HeapEntry moved = far_.back();
+      far_.pop_back();
+      QueuePush(moved);
+    }
+    std::vector<HeapEntry>& slot = ring_[static_cast<std::size_t>(cursor_ % kRingBuckets)];
+    if (slot.empty()) continue;
+    ring_count_ -= slot.size();
+    current_.swap(slot);  // current_ was empty: the slot keeps its buffer for reuse
+    std::make_heap(current_.begin(), current_.end(), Later);
+  }
+  return &current_.front();
 }
 
 bool Simulator::PopAndRun() {
-  if (heap_.empty()) return false;
-  std::pop_heap(heap_.begin(), heap_.end(), [](const HeapEntry& a, const HeapEntry& b) {
-    return a.at_us != b.at_us ? a.at_us > b.at_us : a.seq > b.seq;
-  });
-  const HeapEntry entry = heap_.back();
-  heap_.pop_back();
-  Event event = std::move(slots_[entry.slot]);
-  free_slots_.push_back(entry.slot);
+  if (QueueTop() == nullptr) return false;
+  std::pop_heap(current_.begin(), current_.end(), Later);
+  const HeapEntry entry = current_.back();
+  current_.pop_back();
+  // Run in place (no move of the event out of its slot); the slot is free
+  // again once it has run.
+  Event& event = slots_[entry.slot];
   now_ = TimeFromMicros(entry.at_us);
   ++counters_.events;
   Process(event);
+  free_slots_.push_back(entry.slot);
   return true;
 }
 
 void Simulator::RunUntil(TimePoint until) {
-  while (!heap_.empty() && heap_.front().at_us <= ToMicros(until)) PopAndRun();
+  for (const HeapEntry* top = QueueTop(); top != nullptr && top->at_us <= ToMicros(until); top = QueueTop()) {
+    PopAndRun();
+  }
   if (now_ < until) now_ = until;
 }
 
 bool Simulator::RunUntilQuiet(TimePoint limit) {
   while (in_flight_ != 0) {
-    if (heap_.empty() || heap_.front().at_us > ToMicros(limit)) {
+    const HeapEntry* top = QueueTop();
+    if (top == nullptr || top->at_us > ToMicros(limit)) {
       if (now_ < limit) now_ = limit;
       return false;
     }

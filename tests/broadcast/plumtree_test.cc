@@ -562,5 +562,38 @@ TEST_CASE("lossy mode: ids are announced again to every neighbour not known to h
   CHECK(f.tree.stats().reannounced == 3);
 }
 
+TEST_CASE("a new neighbour is sent the recent ids whose payloads are still cached") {
+  PlumtreeConfig config;
+  config.link_up_announce_window = Seconds(10);
+  config.payload_ttl = Seconds(1);
+  Fixture f(config);
+  const MessageId old_id = Id(9, 1), recent_id = Id(9, 2);
+  f.Receive(2, Gossip{old_id, 0, "a"}, At(1000));
+  f.Receive(2, Gossip{recent_id, 1, "b"}, At(5000));
+  f.Feed(TimerFired{SweepTimer()}, At(5500));  // the payload of old_id (1 s) is gone, its id is still seen
+  CHECK(f.tree.cached_payloads() == 1);
+  CHECK(f.tree.has_seen(old_id));
+  // 6 links up: one IHAVE with what we could still send it (old_id is within
+  // the window, but a GRAFT for it could not be answered).
+  f.Feed(NeighborUp{N(6)}, At(5600));
+  ExpectOutput(f.out, {SendMessage{N(6), IHave{{IHaveEntry{recent_id, 2}}}}});
+  CHECK(f.tree.eager_peers().count(N(6)) == 1);
+  // Our own broadcast is announced too, oldest first, in one message.
+  const MessageId own = Id(1, 1);
+  f.Feed(BroadcastRequest{own, "c"}, At(5700));
+  f.Feed(NeighborUp{N(7)}, At(5800));
+  ExpectOutput(f.out, {SendMessage{N(7), IHave{{IHaveEntry{recent_id, 2}, IHaveEntry{own, 0}}}}});
+  // Ten seconds on, nothing is recent any more.
+  f.Feed(NeighborUp{N(8)}, At(15700));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().link_up_announced == 3);
+
+  // The paper's configuration announces nothing to new neighbours.
+  Fixture paper;
+  paper.Receive(2, Gossip{recent_id, 1, "b"}, At(5000));
+  paper.Feed(NeighborUp{N(6)}, At(5100));
+  ExpectOutput(paper.out, {});
+}
+
 }  // namespace
 }  // namespace gv::broadcast

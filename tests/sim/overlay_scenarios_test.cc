@@ -79,8 +79,11 @@ TEST_CASE("scenario mass-failure: reliability and healing after 20/50/80% crash 
   // The bounds of issue 3 scaled to what a small run can show (the
   // 10,000-node figures are in docs/simulation.md). At 80% the run keeps
   // 1,000 nodes so that 99% full views leave room for a last non-full pair.
+  // 80% asks the issue's 99.9% even over the first 200 broadcasts after the
+  // crash: nodes that lost every neighbour graft what they missed from the
+  // recent ids a new neighbour announces (without that: 0.9947 in seed 1).
   for (const Case c : {Case{500, 0.2, 300, 0.999, false}, Case{500, 0.5, 300, 0.999, true},
-                       Case{1000, 0.8, 200, 0.98, true}}) {
+                       Case{1000, 0.8, 200, 0.999, true}}) {
     for (std::uint64_t seed : {1, 2}) {
       CAPTURE(c.fail);
       CAPTURE(seed);
