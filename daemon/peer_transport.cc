@@ -356,15 +356,19 @@ void PeerTransport::OnHello(transport::Connection& conn, ConnState& state, const
   const bool is_self = hello.node == options_.self && hello.cluster == options_.cluster;
   if (refusal.empty() && hello.node != options_.self) {
     auto existing = peers_.find(hello.node);
-    if (existing != peers_.end() && !existing->second.connections.empty()) {
+    // Only live connections count: ones being closed are on their way out.
+    const auto live = existing == peers_.end()
+                          ? 0
+                          : std::count_if(existing->second.connections.begin(), existing->second.connections.end(),
+                                          [](const transport::Connection* c) { return c->open(); });
+    if (live > 0) {
       auto known = address_book_.find(hello.node);
       if (known != address_book_.end() && known->second.first != hello.address) {
         refusal = "duplicate node id " + hello.node.ToString() + ": already connected to it at " +
                   known->second.first + ", this one says " + hello.address +
                   " (was a data directory copied? each agent needs its own)";
-      } else if (existing->second.connections.size() >= options_.max_connections_per_peer) {
-        refusal = "already " + std::to_string(existing->second.connections.size()) + " connections to " +
-                  hello.node.ToString();
+      } else if (static_cast<std::size_t>(live) >= options_.max_connections_per_peer) {
+        refusal = "already " + std::to_string(live) + " connections to " + hello.node.ToString();
       }
     }
   }
