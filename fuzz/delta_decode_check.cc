@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "fuzz/codec_check.h"
 #include "statestore/delta.h"
 #include "wire/delta_codec.h"
 
@@ -16,12 +17,9 @@ std::string CheckDeltaDecode(const std::uint8_t* data, std::size_t size) {
   if (Status valid = statestore::ValidateDelta(*decoded); !valid.ok()) {
     return "decoder accepted an invalid delta: " + valid.ToString();
   }
-  const std::string encoded = wire::EncodeDelta(*decoded);
-  auto again = wire::DecodeDelta(encoded);
-  if (!again.ok()) return "re-encoded delta does not decode: " + again.status().ToString();
-  if (!(*again == *decoded)) return "decode(encode(delta)) differs from delta";
-  if (wire::EncodeDelta(*again) != encoded) return "encoding is not deterministic";
-  return "";
+  return CheckCanonicalRoundTrip(
+      *decoded, [](std::string_view bytes) { return wire::DecodeDelta(bytes); },
+      [](const statestore::Delta& d) { return wire::EncodeDelta(d); }, "delta");
 }
 
 }  // namespace gv::fuzz

@@ -9,6 +9,7 @@
 
 #include "common/prng.h"
 #include "fuzz/overlay_record_decode_check.h"
+#include "tests/fuzz/decoder_mutations.h"
 #include "tests/fuzz/mutation_runner.h"
 #include "wire/overlay_record.h"
 
@@ -73,19 +74,6 @@ TEST_CASE("overlay_record_decode_fuzz: seeded mutations of valid records hold th
   std::vector<std::string> pool = fuzztest::LoadCorpus(GV_FUZZ_CORPUS_DIR);
   Prng seeder(2026);
   for (int i = 0; i < 32; ++i) pool.push_back(RandomEncoding(seeder));
-  std::size_t accepted = 0, refused = 0;
-  fuzztest::MutationRun run;
-  run.mutations = kMutations;
-  const fuzztest::MutationReport report = fuzztest::RunMutations(pool, run, [&](std::string_view input) {
-    (wire::DecodeOverlayRecord(input).ok() ? accepted : refused)++;
-    return gv::fuzz::CheckOverlayRecordDecode(reinterpret_cast<const std::uint8_t*>(input.data()), input.size());
-  });
-  for (const auto& failure : report.first_failures) {
-    FAIL_CHECK("mutation seed " << failure.seed << " (index " << failure.index << "): " << failure.failure);
-  }
-  CHECK(report.failed == 0);
-  MESSAGE("accepted " << accepted << ", refused " << refused << " of " << kMutations);
-  // Both paths must be exercised, or the mutations test nothing.
-  CHECK(accepted > kMutations / 100);
-  CHECK(refused > kMutations / 2);
+  fuzztest::CheckDecoderMutations(
+      pool, kMutations, [](std::string_view input) { return wire::DecodeOverlayRecord(input).ok(); }, gv::fuzz::CheckOverlayRecordDecode);
 }
