@@ -722,7 +722,7 @@ Result<SustainedResult> MeasureSustainedWrites(GrapevineCluster& cluster, const 
   std::set<std::string> digests;
   for (const GrapevineAgent& agent : agents) {
     cli::HttpClient client(agent.http, ClientTimeout(10000));
-    auto status = GetJson(client, "/v1/status");
+    auto status = GetJson(client, "/v1/status?digest");
     if (!status.ok()) return status.status();
     if (!status->contains("digest") || !(*status)["digest"].is_string()) {
       digests.clear();

@@ -160,7 +160,7 @@ class Agent {
 
   // ---- HTTP ----
   void RegisterRoutes();
-  std::string StatusJson() const;
+  std::string StatusJson(bool with_digest) const;
   std::string TopologyJson() const;
   std::string MetricsText() const;
 
