@@ -1,6 +1,7 @@
 // cluster_bench: `make bench-cluster`. See cluster_bench.h for what each phase
 // measures; every figure is printed beside its reference from the same run.
 #include "bench/cluster_bench.h"
+#include "bench/report.h"
 
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -61,36 +62,13 @@ constexpr double kTargetLatencyRatio = 0.1;
 constexpr double kTargetGossipPerWritePerAgent = 1.1;
 constexpr double kTargetGetRatio = 0.7;
 
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string one, five, fifteen;
-  in >> one >> five >> fifteen;
-  return one + " " + five + " " + fifteen;
-}
-
-std::string UtcNow() {
-  std::time_t now = std::time(nullptr);
-  char text[64];
-  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
-  return text;
-}
-
 const char* Verdict(bool met) { return met ? "met" : "missed"; }
 
-std::string Figure(double value, int decimals = 1) {
-  char text[64];
-  std::snprintf(text, sizeof(text), "%.*f", decimals, value);
-  return text;
-}
+std::string Figure(double value, int decimals = 1) { return FormatFixed(value, decimals); }
 
 std::string ThreeFigures(const Summary& s) {
   if (s.count == 0) return "n/a";
   return Figure(s.median) + " / " + Figure(s.p99) + " / " + Figure(s.max);
-}
-
-void Line(const std::string& text) {
-  std::printf("%s\n", text.c_str());
-  std::fflush(stdout);
 }
 
 struct PropagationRow {

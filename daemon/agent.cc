@@ -20,6 +20,31 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::uint64_t kRecordIdBit = 1ull << 63;  // overlay-record broadcast ids; delta ids are seqs
+constexpr std::uint64_t kLocatorIdBit = 1ull << 62;  // member and service record broadcast ids
+
+// What the DNS endpoint answers from: the service catalog and member list
+// (Locator) and the replicated key/value store.
+class AgentDnsLookup final : public dns::Lookup {
+ public:
+  AgentDnsLookup(const Locator& locator, const statestore::Store& store) : locator_(locator), store_(store) {}
+  std::vector<dns::ServiceTarget> HealthyInstances(std::string_view service) const override {
+    std::vector<dns::ServiceTarget> out;
+    for (const Locator::ServiceAnswer& answer : locator_.HealthyInstances(service)) {
+      out.push_back(dns::ServiceTarget{answer.node_name, answer.address, answer.port});
+    }
+    return out;
+  }
+  std::optional<std::string> NodeAddress(std::string_view node) const override { return locator_.NodeAddress(node); }
+  std::optional<std::string> KvValue(std::string_view key) const override {
+    const statestore::KeyEntry* entry = store_.Get(key);
+    if (entry == nullptr) return std::nullopt;
+    return entry->value;
+  }
+
+ private:
+  const Locator& locator_;
+  const statestore::Store& store_;
+};
 
 std::uint64_t RandomU64() {
   std::uint64_t value = 0;
@@ -96,7 +121,16 @@ Status Agent::Open() {
   if (!store.ok()) return store.status();
   store_ = std::make_unique<statestore::Store>(std::move(*store));
 
-  // Recovery: every logged delta back into the store (and the catch-up tail).
+  // Recovery: the newest valid snapshot, then every logged delta over it
+  // (records the snapshot covers are duplicates) and into the catch-up tail.
+  auto snapshot_meta = SnapshotService::LoadAtStartup(*fs_, dir + "/snapshots", *store_);
+  if (!snapshot_meta.ok()) {
+    return Status::IOError("loading the snapshot in " + dir + "/snapshots: " + snapshot_meta.status().message());
+  }
+  if (*snapshot_meta) {
+    metrics_.recovery_snapshot_entries = (*snapshot_meta)->entry_count;
+    last_contact_wall_ms_ = (*snapshot_meta)->hlc.wall_ms;
+  }
   wal::WalOptions wal_options;
   wal_options.dir = dir + "/wal";
   wal_options.durability = config_.durability;
@@ -110,6 +144,9 @@ Status Agent::Open() {
       return Status::Corruption("WAL record " + std::to_string(lsn) + " is not a valid delta: " +
                                 delta.status().message());
     }
+    // The newest write this node knew of before it stopped: how long it was
+    // away is measured from there (SyncRequest.away_ms).
+    last_contact_wall_ms_ = std::max(last_contact_wall_ms_, delta->hlc.wall_ms);
     statestore::ApplyResult result = store_->Apply(*delta, WallMs());
     if (result.status == statestore::ApplyStatus::kRejected) {
       spdlog::warn("WAL record {}: delta {}#{} rejected on replay: {}", lsn, delta->origin.ToString(), delta->seq,
@@ -124,6 +161,16 @@ Status Agent::Open() {
   if (!wal.ok()) return wal.status();
   wal_ = std::move(*wal);
   const auto& report = wal_->recovery();
+  metrics_.recovery_wal_records = report.replayed;
+  if (!*snapshot_meta && report.first_lsn > 1) {
+    // Compaction removed the records before first_lsn because a snapshot
+    // held them; without it this node would start with a hole in its own
+    // history and reissue seqs its peers hold.
+    return Status::Corruption("the WAL in " + dir + "/wal starts at record " + std::to_string(report.first_lsn) +
+                              " but no valid snapshot in " + dir +
+                              "/snapshots covers the records before it; restore one there " +
+                              "(grapevine snapshot save from a peer, then copy it in) or start from an empty --data-dir");
+  }
   spdlog::info("recovered {} WAL records from {} segments in {} ms: {} keys, applied vector of {} origins",
                report.replayed, report.segments,
                std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -141,7 +188,28 @@ Status Agent::Open() {
       [this](const statestore::Delta& delta, const std::string& encoded) {
         RememberDelta(delta, encoded);
         Post(broadcast::BroadcastRequest{broadcast::MessageId{self_, delta.seq}, encoded});
+        if (snapshot_) snapshot_->OnDeltasApplied(1);
       });
+
+  SnapshotService::Host snapshot_host;
+  snapshot_host.loop = loop_;
+  snapshot_host.snapshots_dir = dir + "/snapshots";
+  snapshot_host.fs = fs_.get();
+  snapshot_host.store = store_.get();
+  snapshot_host.wal = wal_.get();
+  snapshot_host.send = [this](NodeId peer, wire::PeerMessage message) {
+    if (transport_) transport_->Send(peer, std::move(message));
+  };
+  snapshot_host.on_installed = [this](const std::string& source) { OnSnapshotInstalled(source); };
+  snapshot_host.check_install = [this](const statestore::VersionVector& applied) {
+    return CheckSnapshotInstall(applied);
+  };
+  snapshot_host.replace_on_install = [this] { return stale_; };
+  snapshot_host.wall_ms = [] { return WallMs(); };
+  SnapshotServiceOptions snapshot_options = options_.snapshot;
+  snapshot_options.snapshot_every_deltas = config_.raw.snapshot_every;
+  snapshot_options.catchup_tail_records = config_.raw.catchup_tail;
+  snapshot_ = std::make_unique<SnapshotService>(std::move(snapshot_host), snapshot_options, rng_.Fork());
 
   http::HttpServerOptions http_options;
   // KvService answers values over --max-value-bytes with its own JSON 413;
@@ -150,8 +218,30 @@ Status Agent::Open() {
   // Idle keep-alive connections close after 2 s, which also bounds how long
   // a graceful leave waits for them.
   http_options.idle_timeout_ms = 2000;
+  http_options.max_large_body_bytes = options_.max_snapshot_upload_bytes;
   http_ = std::make_unique<http::HttpServer>(loop_, http_options);
   kv_->RegisterRoutes(*http_);
+  snapshot_->RegisterRoutes(*http_);
+
+  LocatorHost locator_host;
+  locator_host.self = self_;
+  locator_host.name = config_.raw.name;
+  locator_host.peer_address = config_.advertise.ToString();
+  locator_host.http_address = config_.http.ToString();
+  locator_host.dns_address = config_.dns.ToString();
+  locator_host.tags = config_.tags;
+  locator_host.broadcast = [this](std::string payload) {
+    // Ids above every earlier run's: wall-clock based, like overlay records.
+    locator_seq_ = std::max(locator_seq_ + 1, WallMs());
+    Post(broadcast::InEvent{
+        broadcast::BroadcastRequest{broadcast::MessageId{self_, kLocatorIdBit | locator_seq_}, std::move(payload)}});
+  };
+  locator_host.send_to_peer = [this](NodeId peer, std::string data) {
+    if (transport_) transport_->Send(peer, wire::LocatorState{std::move(data)});
+  };
+  locator_host.wall_ms = [] { return WallMs(); };
+  locator_ = std::make_unique<Locator>(loop_, std::move(locator_host), options_.locator);
+  locator_->RegisterRoutes(*http_);
   RegisterRoutes();
 
   membership::HyParViewConfig hyparview_config = options_.hyparview;
@@ -198,6 +288,17 @@ Status Agent::Open() {
                                " (is another agent using --http " + config_.http.ToString() + "?)");
   }
 
+  dns_lookup_ = std::make_unique<AgentDnsLookup>(*locator_, *store_);
+  dns::AnswerOptions dns_options;
+  dns_options.ttl_seconds = static_cast<std::uint32_t>(config_.raw.dns_ttl);
+  auto dns = dns::DnsServer::Start(loop_, config_.dns, *dns_lookup_, dns_options);
+  if (!dns.ok()) {
+    return Status::Unavailable("cannot serve DNS on " + config_.dns.ToString() + ": " + dns.status().message() +
+                               " (is another agent using --dns " + config_.dns.ToString() + "?)");
+  }
+  dns_ = std::move(*dns);
+  locator_->Start();
+
   uv_timer_start(
       &housekeeping_timer_, [](uv_timer_t* t) { static_cast<Agent*>(t->data)->Housekeeping(); },
       options_.housekeeping_interval_ms, options_.housekeeping_interval_ms);
@@ -205,9 +306,10 @@ Status Agent::Open() {
   last_sync_ms_ = uv_now(loop_);
   last_gc_ms_ = uv_now(loop_);
 
-  spdlog::info("agent {} ({}) of cluster '{}': peers on {} (advertised {}), HTTP on {}, durability {}",
+  spdlog::info("agent {} ({}) of cluster '{}': peers on {} (advertised {}), HTTP on {}, DNS on {}, durability {}",
                config_.raw.name, self_.ToString(), config_.raw.cluster, config_.bind.ToString(),
-               config_.advertise.ToString(), config_.http.ToString(), wal::DurabilityName(config_.durability));
+               config_.advertise.ToString(), config_.http.ToString(), config_.dns.ToString(),
+               wal::DurabilityName(config_.durability));
   for (const net::SocketAddress& seed : config_.join) seeds_[seed.ToString()] = std::nullopt;
   had_seeds_ = !seeds_.empty();
   MaybeJoin();
@@ -248,8 +350,19 @@ void Agent::RunMembership(const membership::InEvent& event) {
                      pending_.push_back(broadcast::InEvent{broadcast::NeighborUp{m.peer}});
                      // A new neighbour may hold what we missed while away or partitioned.
                      RequestSync(m.peer);
+                     if (!draining_) locator_->OnNeighborUp(m.peer);
                    },
                    [this](membership::NeighborDown& m) {
+                     // A link that failed (broken connection, or silent past the
+                     // keepalive timeout: a host that died without a FIN) is
+                     // suspected cluster-wide; one closed on purpose is not.
+                     if (!draining_) {
+                       if (m.failed) {
+                         locator_->OnPeerFailed(m.peer);
+                       } else {
+                         locator_->OnNeighborDown(m.peer);
+                       }
+                     }
                      spdlog::info("neighbour down: {} ({})", m.peer.ToString(),
                                   transport_->NameOf(m.peer).value_or("?"));
                      views_changed_ = true;
@@ -320,6 +433,15 @@ void Agent::OnPeerMessage(NodeId from, wire::PeerMessage message) {
                  [&](broadcast::Message& m) { Post(broadcast::InEvent{broadcast::MessageReceived{from, std::move(m)}}); },
                  [&](wire::SyncRequest& m) { OnSyncRequest(from, m); },
                  [&](wire::SyncReply& m) { OnSyncReply(from, m); },
+                 [&](wire::SnapshotRequest& m) {
+                   if (!draining_) snapshot_->OnSnapshotRequest(from, m);
+                 },
+                 [&](wire::LocatorState& m) {
+                   if (!draining_) locator_->OnPeerState(from, m.data);
+                 },
+                 [&](wire::SnapshotChunk& m) {
+                   if (!draining_) snapshot_->OnSnapshotChunk(from, std::move(m));
+                 },
                  [&](auto&) {},  // Hello/Refuse never get here (the transport consumes them)
              },
              message);
@@ -328,6 +450,7 @@ void Agent::OnPeerMessage(NodeId from, wire::PeerMessage message) {
 void Agent::OnPeerLost(NodeId peer, PeerLossReason reason, const Status& why) {
   if (shutting_down_) return;
   sync_outstanding_.erase(peer);  // its reply cannot come any more
+  snapshot_->OnPeerLost(peer);
   const bool active = hyparview_->is_active(peer);
   const bool requested = hyparview_->pending_requests().count(peer) != 0;
   // A dial that failed means a dead candidate; a closed connection matters
@@ -410,6 +533,8 @@ void Agent::OnDeliver(const broadcast::Deliver& deliver) {
     ApplyRemoteDelta(deliver.payload, /*from_sync=*/false);
   } else if (wire::HasFileIdentifier(deliver.payload, wire::kOverlayRecordFileIdentifier)) {
     OnOverlayRecord(deliver.payload, deliver.id.origin);
+  } else if (Locator::IsLocatorPayload(deliver.payload)) {
+    if (!draining_) locator_->OnBroadcast(deliver.payload, deliver.id.origin);
   } else {
     ++metrics_.payloads_unknown;
   }
@@ -438,6 +563,8 @@ void Agent::ApplyRemoteDelta(std::string encoded, bool from_sync) {
     case statestore::ApplyStatus::kApplied:
       metrics_.deltas_applied += result.applied.size();
       if (from_sync) metrics_.antientropy_deltas += result.applied.size();
+      last_contact_wall_ms_ = WallMs();
+      snapshot_->OnDeltasApplied(result.applied.size());
       break;
   }
   // Held-back deltas are logged too: replay holds them back again until
@@ -479,30 +606,71 @@ void Agent::RequestSync(NodeId peer) {
   if (!sync_outstanding_.emplace(peer, uv_now(loop_)).second) return;  // one request per peer in flight
   ++metrics_.antientropy_rounds;
   last_sync_ms_ = uv_now(loop_);
-  transport_->Send(peer, wire::SyncRequest{store_->Applied(), options_.max_sync_reply_bytes});
+  const std::uint64_t away_ms = AwayMs();
+  // Away longer than tombstone_gc: the snapshot this leads to must replace
+  // the state, not merge into it (a delete missed here may be collected).
+  if (away_ms > config_.tombstone_gc_ms) stale_ = true;
+  transport_->Send(peer, wire::SyncRequest{store_->Applied(), options_.max_sync_reply_bytes, away_ms});
+}
+
+std::uint64_t Agent::AwayMs() const {
+  // A node that never held anything has nothing a stale delete could revive.
+  if (last_contact_wall_ms_ == 0 || store_->Applied().empty()) return 0;
+  const std::uint64_t now = WallMs();
+  return now > last_contact_wall_ms_ ? now - last_contact_wall_ms_ : 0;
 }
 
 void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
   ++metrics_.antientropy_served;
+  wire::SyncReply reply;
+  // Deltas can catch the peer up only if, for every origin it lags on, the
+  // tail still holds the first seq it lacks; and never after it was away
+  // longer than tombstone_gc (deletes it missed may be collected here).
+  std::string why_snapshot;
+  if (request.away_ms > config_.tombstone_gc_ms) {
+    why_snapshot = "it was away " + std::to_string(request.away_ms / 1000) + " s, longer than --tombstone-gc";
+  }
+  for (const auto& [origin, ours] : store_->Applied()) {
+    if (!why_snapshot.empty()) break;
+    auto have_it = request.applied.find(origin);
+    const std::uint64_t have = have_it == request.applied.end() ? 0 : have_it->second;
+    if (have >= ours) continue;
+    // Every seq have+1..ours must be in the tail (it can have holes: evicted
+    // out of order, or older seqs kept across a snapshot install).
+    auto seqs = tail_.find(origin);
+    std::uint64_t next = have + 1;
+    if (seqs != tail_.end()) {
+      for (auto it = seqs->second.lower_bound(next); it != seqs->second.end() && it->first == next && next <= ours;
+           ++it) {
+        ++next;
+      }
+    }
+    if (next <= ours) {
+      why_snapshot = "it lacks " + origin.ToString() + "#" + std::to_string(have + 1) + ".." + std::to_string(ours) +
+                     " and the catch-up tail " +
+                     (seqs == tail_.end() ? std::string("holds none of that origin")
+                                          : "misses #" + std::to_string(next));
+    }
+  }
+  if (!why_snapshot.empty()) {
+    ++metrics_.sync_snapshot_needed;
+    spdlog::info("anti-entropy: {} must catch up by snapshot: {}", from.ToString(), why_snapshot);
+    reply.snapshot_needed = true;
+    transport_->Send(from, reply);
+    return;
+  }
   const std::uint64_t budget = std::min<std::uint64_t>(
       request.max_reply_bytes == 0 ? options_.max_sync_reply_bytes : request.max_reply_bytes,
       options_.max_sync_reply_bytes);
   const std::size_t max_deltas = wire::EnvelopeLimits{}.max_sync_deltas;
-  wire::SyncReply reply;
   std::uint64_t bytes = 0;
   for (const auto& [origin, seqs] : tail_) {
     auto have_it = request.applied.find(origin);
     const std::uint64_t have = have_it == request.applied.end() ? 0 : have_it->second;
     auto from_it = seqs.upper_bound(have);
-    if (from_it == seqs.end()) continue;
-    if (from_it->first != have + 1) {
-      // The tail no longer reaches back to what the peer lacks: deltas alone
-      // cannot catch it up (a snapshot can; issue 5).
-      spdlog::info("peer {} lacks {}#{}..{}, older than this node's catch-up tail (starts at {})", from.ToString(),
-                   origin.ToString(), have + 1, from_it->first - 1, seqs.begin()->first);
-      continue;
-    }
-    for (auto it = from_it; it != seqs.end(); ++it) {
+    if (from_it == seqs.end() || from_it->first != have + 1) continue;  // held-back seqs beyond a gap of our own
+    std::uint64_t expected = have + 1;
+    for (auto it = from_it; it != seqs.end() && it->first == expected; ++it, ++expected) {  // stop at a hole
       if (reply.deltas.size() >= max_deltas ||
           (!reply.deltas.empty() && bytes + it->second.encoded.size() > budget)) {
         reply.more = true;
@@ -524,6 +692,11 @@ void Agent::OnSyncReply(NodeId from, const wire::SyncReply& reply) {
     ++metrics_.sync_replies_unexpected;  // nobody asked: ignore it
     return;
   }
+  if (reply.snapshot_needed) {
+    if (!draining_) snapshot_->StartPull(from);
+    return;
+  }
+  last_contact_wall_ms_ = WallMs();
   const statestore::VersionVector applied_before = store_->Applied();
   const std::uint64_t before = metrics_.antientropy_deltas;
   for (const std::string& encoded : reply.deltas) ApplyRemoteDelta(encoded, /*from_sync=*/true);
@@ -535,6 +708,47 @@ void Agent::OnSyncReply(NodeId from, const wire::SyncReply& reply) {
   if (reply.more && !draining_ && store_->Applied() != applied_before) RequestSync(from);
 }
 
+Status Agent::CheckSnapshotInstall(const statestore::VersionVector& snapshot_applied) const {
+  auto ours_it = store_->Applied().find(self_);
+  const std::uint64_t ours = ours_it == store_->Applied().end() ? 0 : ours_it->second;
+  auto theirs_it = snapshot_applied.find(self_);
+  const std::uint64_t theirs = theirs_it == snapshot_applied.end() ? 0 : theirs_it->second;
+  if (theirs >= ours) return Status::Ok();
+  // The tail holds this origin's newest deltas contiguously (appended in
+  // order, evicted oldest first): it can re-apply theirs+1..ours if it
+  // reaches back to theirs+1.
+  auto tail = tail_.find(self_);
+  if (tail != tail_.end() && tail->second.begin()->first <= theirs + 1 && tail->second.rbegin()->first >= ours &&
+      tail->second.size() == tail->second.rbegin()->first - tail->second.begin()->first + 1) {
+    return Status::Ok();
+  }
+  return Status::Conflict("the snapshot lacks this node's own writes #" + std::to_string(theirs + 1) + ".." +
+                          std::to_string(ours) + ", older than its catch-up tail; installing it would lose them " +
+                          "(restore a backup into a fresh --data-dir instead, or wait until the peers have them)");
+}
+
+void Agent::OnSnapshotInstalled(const std::string& source) {
+  last_contact_wall_ms_ = WallMs();
+  stale_ = false;
+  // The snapshot may predate deltas this node already had (its own newest
+  // writes above all): they are in the tail and the WAL, so apply them again.
+  std::uint64_t reapplied = 0;
+  for (const auto& [origin, seqs] : tail_) {
+    for (const auto& [seq, entry] : seqs) {
+      auto delta = wire::DecodeDelta(entry.encoded);
+      if (!delta.ok()) continue;
+      statestore::ApplyResult result = store_->Apply(*delta, WallMs());
+      if (result.status == statestore::ApplyStatus::kApplied) reapplied += result.applied.size();
+    }
+  }
+  spdlog::info("state replaced by a snapshot from {}: {} keys; {} newer deltas of the catch-up tail applied again",
+               source, store_->KeyCount(), reapplied);
+  kv_->NotifyReplaced();
+  gap_seen_since_ms_ = 0;
+  // What the snapshot's source lacked, another peer may have.
+  if (auto peer = RandomActivePeer()) RequestSync(*peer);
+}
+
 std::optional<NodeId> Agent::RandomActivePeer() {
   std::vector<NodeId> active = hyparview_->active_view();
   if (active.empty()) return std::nullopt;
@@ -544,6 +758,7 @@ std::optional<NodeId> Agent::RandomActivePeer() {
 void Agent::Housekeeping() {
   if (draining_) return;
   const std::uint64_t now = uv_now(loop_);
+  snapshot_->Housekeeping(now);
   if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
 
   // A gap Plumtree did not fill within gap_timeout_ms is asked of a peer.
@@ -579,7 +794,11 @@ void Agent::Housekeeping() {
     PublishRecord(/*left=*/false);
   }
   for (auto it = records_.begin(); it != records_.end();) {
-    it = now - it->second.second > options_.overlay_record_expiry_ms ? records_.erase(it) : std::next(it);
+    if (now - it->second.second > options_.overlay_record_expiry_ms) {
+      it = records_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -686,6 +905,9 @@ std::string Agent::StatusJson(bool with_digest) const {
                 {"last_lsn", wal.last_lsn},
                 {"catchup_tail_deltas", tail_order_.size()},
                 {"catchup_tail_bytes", tail_bytes_}};
+  out["snapshot"] = json::parse(snapshot_->StatusJson());
+  out["recovery"] = {{"snapshot_entries", metrics_.recovery_snapshot_entries},
+                     {"wal_records", metrics_.recovery_wal_records}};
   out["uptime_ms"] = WallMs() - started_wall_ms_;
   return out.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -828,6 +1050,12 @@ std::string Agent::MetricsText() const {
   }
   w.Counter("grapevine_http_rejected_total", "HTTP requests refused before a handler (bad path, body too large)",
             static_cast<double>(http_->rejected_requests()));
+  snapshot_->WriteMetrics(w);
+  locator_->WriteMetrics(w);
+  dns_->WriteMetrics(w);
+  w.Counter("grapevine_antientropy_snapshot_needed_total",
+            "Anti-entropy requests answered with 'pull a snapshot' (the gap was beyond the catch-up tail)",
+            static_cast<double>(metrics_.sync_snapshot_needed));
   w.Gauge("grapevine_uptime_seconds", "Seconds since the agent started",
           static_cast<double>(WallMs() - started_wall_ms_) / 1000.0);
   return w.text();
@@ -854,6 +1082,14 @@ void Agent::Shutdown(std::function<void()> on_done) {
     ++closing_components_;
     kv_->Close([this] { ComponentClosed(); });
   }
+  if (snapshot_) {
+    ++closing_components_;
+    snapshot_->Close([this] { ComponentClosed(); });
+  }
+  if (dns_) {
+    ++closing_components_;
+    dns_->Close([this] { ComponentClosed(); });
+  }
   if (wal_writer_) {
     ++closing_components_;
     wal_writer_->Close([this] {
@@ -877,7 +1113,12 @@ void Agent::FinishLeave() {
   // what is queued first) and the timers.
   if (plumtree_ && transport_ && joined_) {
     spdlog::info("leaving the cluster");
+    if (locator_) locator_->Leave();
     PublishRecord(/*left=*/true);
+  }
+  if (locator_) {
+    ++closing_components_;
+    locator_->Close([this] { ComponentClosed(); });
   }
   shutting_down_ = true;
   pending_.clear();

@@ -17,12 +17,19 @@
 // candidate). A short-lived connection to a non-active peer (a SHUFFLE's)
 // that the other side closed when idle is not a failure.
 //
-// Catch-up (deltas only; snapshots come with issue 5): the agent keeps the
-// most recent encoded deltas (--catchup-tail, also bounded in bytes) in
-// memory, refilled from the WAL at start-up. A node asks a peer for what it
-// lacks (SyncRequest with its applied vector) when a neighbour comes up, when
-// a gap in the applied vector outlives gap_timeout_ms, and every
-// --sync-interval.
+// Catch-up: the agent keeps the most recent encoded deltas (--catchup-tail,
+// also bounded in bytes) in memory, refilled from the WAL at start-up. A node
+// asks a peer for what it lacks (SyncRequest with its applied vector) when a
+// neighbour comes up, when a gap in the applied vector outlives
+// gap_timeout_ms, and every --sync-interval. When the peer's tail does not
+// reach back far enough (or the node was away longer than tombstone_gc) the
+// peer answers snapshot_needed and the node pulls a snapshot instead
+// (SnapshotService), then resumes deltas from its vector.
+//
+// Persistence: start-up installs the newest valid snapshot, then replays the
+// WAL over it (records the snapshot covers are duplicates). Every
+// --snapshot-every applied deltas a local snapshot is written and the WAL
+// segments it covers are deleted, keeping --catchup-tail records.
 //
 // Topology: every node broadcasts its overlay record (views, eager/lazy sets,
 // applied vector) every overlay_record_interval_ms and when its views change
@@ -50,9 +57,12 @@
 #include "daemon/agent_config.h"
 #include "daemon/data_dir.h"
 #include "daemon/http/server.h"
+#include "daemon/dns/dns_server.h"
 #include "daemon/kv_service.h"
+#include "daemon/locator.h"
 #include "wire/overlay_record.h"
 #include "daemon/peer_transport.h"
+#include "daemon/snapshot_service.h"
 #include "daemon/wal_writer.h"
 #include "fs/file_system.h"
 #include "membership/hyparview.h"
@@ -78,6 +88,9 @@ struct AgentOptions {
   std::uint64_t tombstone_gc_check_interval_ms = 60000;
   std::size_t max_overlay_records = 100000;
   std::uint64_t sync_reply_timeout_ms = 30000;
+  SnapshotServiceOptions snapshot;  // snapshot_every / catchup_tail come from the config
+  LocatorOptions locator;
+  std::size_t max_snapshot_upload_bytes = 512u << 20;  // PUT /v1/snapshot (h2o buffers the body)
 };
 
 struct AgentMetrics {
@@ -93,6 +106,9 @@ struct AgentMetrics {
   std::uint64_t wal_failures = 0;
   std::uint64_t peer_losses_reported = 0;  // PeerDown events given to HyParView
   std::uint64_t sync_replies_unexpected = 0;
+  std::uint64_t sync_snapshot_needed = 0;  // SyncRequests answered "pull a snapshot"
+  std::uint64_t recovery_snapshot_entries = 0;  // loaded at start-up
+  std::uint64_t recovery_wal_records = 0;       // replayed at start-up
 };
 
 class Agent {
@@ -112,6 +128,7 @@ class Agent {
   NodeId id() const { return self_; }
   int peer_port() const { return transport_ ? transport_->port() : 0; }
   int http_port() const { return http_ ? http_->port() : 0; }
+  int dns_port() const { return dns_ ? dns_->port() : 0; }
 
  private:
   using CoreTimer = std::variant<membership::Timer, broadcast::Timer>;
@@ -150,6 +167,13 @@ class Agent {
   void RequestSync(NodeId peer);
   void OnSyncRequest(NodeId from, const wire::SyncRequest& request);
   void OnSyncReply(NodeId from, const wire::SyncReply& reply);
+  // After a snapshot replaced the state: our own recent deltas back in, readers woken, the rest asked for.
+  void OnSnapshotInstalled(const std::string& source);
+  // Conflict if installing a snapshot with this vector would drop own writes
+  // the catch-up tail cannot re-apply (their seqs would then be reused).
+  Status CheckSnapshotInstall(const statestore::VersionVector& snapshot_applied) const;
+  // How long this node has been cut off from the cluster (SyncRequest.away_ms).
+  std::uint64_t AwayMs() const;
   void Housekeeping();
   std::optional<NodeId> RandomActivePeer();
 
@@ -177,6 +201,11 @@ class Agent {
   std::unique_ptr<wal::Wal> wal_;
   std::unique_ptr<WalWriter> wal_writer_;
   std::unique_ptr<KvService> kv_;
+  std::unique_ptr<SnapshotService> snapshot_;
+  std::unique_ptr<Locator> locator_;
+  std::unique_ptr<dns::Lookup> dns_lookup_;  // over locator_ and store_; outlives dns_
+  std::unique_ptr<dns::DnsServer> dns_;
+  std::uint64_t locator_seq_ = 0;  // member/service broadcast ids (with kLocatorIdBit)
   std::unique_ptr<http::HttpServer> http_;
   std::unique_ptr<PeerTransport> transport_;
   std::unique_ptr<membership::HyParView> hyparview_;
@@ -209,6 +238,12 @@ class Agent {
   std::uint64_t last_sync_ms_ = 0;
   std::uint64_t last_gc_ms_ = 0;
   std::uint64_t last_record_ms_ = 0;
+  // Wall time this node last heard from the cluster (a remote delta applied
+  // or a sync answered); at start-up the newest HLC in the recovered state. 0: never.
+  std::uint64_t last_contact_wall_ms_ = 0;
+  // A SyncRequest said this node was away longer than tombstone_gc: the next
+  // snapshot installed replaces the state instead of merging into it.
+  bool stale_ = false;
   bool views_changed_ = false;
   std::uint64_t record_seq_ = 0;
   std::map<NodeId, std::pair<wire::OverlayRecord, std::uint64_t>> records_;  // id -> (record, received at ms)

@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <chrono>
+#include <tuple>
 #include <map>
 
 #include "daemon/http/url.h"
@@ -37,6 +38,7 @@ const UintField kUintFields[] = {
     {"max-value-bytes", &AgentConfig::max_value_bytes, "Largest value accepted by a local write (at most 1 MiB)"},
     {"wal-segment-bytes", &AgentConfig::wal_segment_bytes,
      "WAL segment size; segments are preallocated (8 MiB .. 1 GiB)"},
+    {"dns-ttl", &AgentConfig::dns_ttl, "TTL in seconds of DNS answers (0: clients do not cache)"},
 };
 
 }  // namespace
@@ -49,6 +51,7 @@ void AddAgentFlags(CLI::App& cmd, AgentConfig& config) {
     cmd.add_option(std::string("--") + f.key, config.*(f.field), f.help)->capture_default_str();
   }
   cmd.add_option("--join", config.join, "Seed peers IP:PORT[,IP:PORT...]")->delimiter(',');
+  cmd.add_option("--tag", config.tags, "Member tag KEY=VALUE (repeatable; 4 KiB in all)");
   cmd.add_option("--config", config.config_file, "TOML file with the same keys as these flags");
 }
 
@@ -84,17 +87,20 @@ Status ApplyConfigFile(const CLI::App& cmd, AgentConfig& config) {
       if (!n || *n < 0) return type_error("a non-negative integer");
       if (!given_on_command_line(key)) config.*(f.field) = static_cast<std::uint64_t>(*n);
     }
-    if (key == "join") {
+    for (auto [list_key, list_field, shape] :
+         {std::tuple{"join", &AgentConfig::join, "an array of \"IP:PORT\" strings"},
+          std::tuple{"tag", &AgentConfig::tags, "an array of \"KEY=VALUE\" strings"}}) {
+      if (key != list_key) continue;
       known = true;
       const toml::array* list = value.as_array();
-      if (list == nullptr) return type_error("an array of \"IP:PORT\" strings");
-      std::vector<std::string> join;
+      if (list == nullptr) return type_error(shape);
+      std::vector<std::string> items;
       for (const auto& item : *list) {
         auto s = item.value<std::string>();
-        if (!s) return type_error("an array of \"IP:PORT\" strings");
-        join.push_back(*s);
+        if (!s) return type_error(shape);
+        items.push_back(*s);
       }
-      if (!given_on_command_line(key)) config.join = std::move(join);
+      if (!given_on_command_line(key)) config.*list_field = std::move(items);
     }
     if (!known) {
       return Status::InvalidArgument("config file " + path + ": unknown key '" + key +
@@ -141,6 +147,20 @@ Result<ResolvedAgentConfig> Resolve(const AgentConfig& config) {
     if (!a.ok()) return a.status();
     out.join.push_back(*a);
   }
+  std::size_t tag_bytes = 0;
+  for (const std::string& tag : config.tags) {
+    const std::size_t eq = tag.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return Status::InvalidArgument("--tag '" + tag + "' must be KEY=VALUE with a non-empty KEY");
+    }
+    std::string tag_key = tag.substr(0, eq);
+    if (out.tags.count(tag_key) != 0) return Status::InvalidArgument("--tag " + tag_key + " is given twice");
+    tag_bytes += tag.size() - 1;
+    out.tags.emplace(std::move(tag_key), tag.substr(eq + 1));
+  }
+  if (tag_bytes > kMaxTagBytes) {
+    return Status::InvalidArgument("--tag: " + std::to_string(tag_bytes) + " bytes of tags, over the 4096 allowed");
+  }
   if (config.cluster.empty() || config.cluster.size() > 64) {
     return Status::InvalidArgument("--cluster must be 1-64 characters");
   }
@@ -172,6 +192,7 @@ Result<ResolvedAgentConfig> Resolve(const AgentConfig& config) {
   if (config.wal_segment_bytes < (8u << 20) || config.wal_segment_bytes > (1ull << 30)) {
     return Status::InvalidArgument("--wal-segment-bytes must be 8388608 (8 MiB) .. 1073741824 (1 GiB)");
   }
+  if (config.dns_ttl > 86400) return Status::InvalidArgument("--dns-ttl must be 0..86400 seconds");
   if (config.snapshot_every == 0) return Status::InvalidArgument("--snapshot-every must be at least 1");
   auto gc = http::ParseDuration(config.tombstone_gc);
   if (!gc.ok()) return Status::InvalidArgument("--tombstone-gc: " + gc.status().message());

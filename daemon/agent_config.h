@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@
 
 namespace gv::daemon {
 
+// Member tags: keys and values together at most this many bytes (issue 6).
+inline constexpr std::size_t kMaxTagBytes = 4096;
+
 struct AgentConfig {
   std::string name;
   std::string data_dir;
@@ -24,6 +28,7 @@ struct AgentConfig {
   std::string http = "127.0.0.1:7401";
   std::string dns = "127.0.0.1:7402";
   std::vector<std::string> join;
+  std::vector<std::string> tags;      // "KEY=VALUE" (--tag, repeatable): the member list's tags
   std::string cluster = "grapevine";  // agents of different clusters refuse each other
   std::string cluster_key;            // base64 of 32 bytes; empty = no encryption
   std::string durability = "sync";
@@ -32,6 +37,7 @@ struct AgentConfig {
   std::uint64_t catchup_tail = 50000;
   std::uint64_t max_value_bytes = 64 * 1024;
   std::uint64_t wal_segment_bytes = 64ull << 20;
+  std::uint64_t dns_ttl = 0;  // seconds
   std::string tombstone_gc = "24h";
   std::string sync_interval = "10s";
   std::string config_file;
@@ -53,6 +59,7 @@ struct ResolvedAgentConfig {
   net::SocketAddress http;
   net::SocketAddress dns;
   std::vector<net::SocketAddress> join;
+  std::map<std::string, std::string> tags;  // at most kMaxTagBytes of keys and values in all
   std::string cluster_key_bytes;  // 32 bytes, or empty
   wal::Durability durability = wal::Durability::kSync;
   std::uint64_t tombstone_gc_ms = 0;

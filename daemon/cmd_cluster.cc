@@ -1,8 +1,8 @@
 // grapevine status | members | topology: the local agent's view of itself and
 // of the cluster, from GET /v1/status, /v1/members and /v1/topology.
 //
-// The human output is a summary; --json prints what the agent answered, so
-// scripts never depend on the summary's layout.
+// The human output is a summary; --json prints what the agent answered
+// (members: after the filters), so scripts never depend on the summary's layout.
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -24,6 +24,13 @@ using nlohmann::json;
 struct ClusterFlags {
   std::string http;
   bool json = false;
+};
+
+struct MembersFlags {
+  std::string http;
+  bool json = false;
+  std::string status;
+  std::vector<std::string> tags;  // KEY=VALUE, all must match
 };
 
 // GETs `target` and parses a JSON answer; on failure prints the error line
@@ -151,48 +158,49 @@ int RunStatus(const ClusterFlags& f) {
   return 0;
 }
 
-int RunMembers(const ClusterFlags& f) {
-  // The full member list (with alive/suspect/failed/left) is GET /v1/members;
-  // an agent without it answers 404 and the overlay records stand in.
-  int http_status = 0;
-  auto members = GetJson(f.http, "/v1/members", &http_status);
-  if (members) {
-    if (f.json) {
-      std::printf("%s\n", members->dump(2).c_str());
-      return 0;
+int RunMembers(const MembersFlags& f) {
+  // The status filter and the first tag filter go to the agent; further tag
+  // filters (all must match) are applied here.
+  std::vector<std::pair<std::string, std::string>> tags;
+  for (const std::string& tag : f.tags) {
+    const auto eq = tag.find('=');
+    if (eq == std::string::npos || eq == 0) return Fail("--tag '" + tag + "' is not KEY=VALUE");
+    tags.emplace_back(tag.substr(0, eq), tag.substr(eq + 1));
+  }
+  std::string target = "/v1/members";
+  char sep = '?';
+  if (!f.status.empty()) {
+    target += sep + std::string("status=") + EncodeQueryValue(f.status);
+    sep = '&';
+  }
+  if (!tags.empty()) target += sep + std::string("tag=") + EncodeQueryValue(tags[0].first + "=" + tags[0].second);
+  auto members = GetJson(f.http, target);
+  if (!members) return 1;
+  if (!members->is_array()) return Fail("the agent at " + f.http + " answered a member list that is not an array");
+  json listed = json::array();
+  for (const auto& m : *members) {
+    bool match = true;
+    for (const auto& [key, value] : tags) {
+      match = match && m.contains("tags") && m["tags"].is_object() && m["tags"].contains(key) &&
+              m["tags"][key].is_string() && m["tags"][key].get<std::string>() == value;
     }
-    if (!members->is_array()) return Fail("the agent at " + f.http + " answered a member list that is not an array");
-    std::printf("%-16s %-16s %-22s %s\n", "NAME", "ID", "ADDRESS", "STATUS");
-    for (const auto& m : *members) {
-      std::printf("%-16s %-16s %-22s %s\n", JsonText(m, "name").c_str(), JsonText(m, "id").c_str(),
-                  JsonText(m, "address").c_str(), JsonText(m, "status").c_str());
-    }
-    return 0;
+    if (match) listed.push_back(m);
   }
-  if (http_status != 404) return 1;  // the error line is printed
-  auto topology = GetJson(f.http, "/v1/topology");
-  if (!topology) return 1;
-  if (!topology->is_object() || !(*topology)["nodes"].is_array()) {
-    return Fail("the agent at " + f.http + " answered a topology without a \"nodes\" array");
-  }
-  json list = json::array();
-  for (const auto& n : (*topology)["nodes"]) {
-    json m = {{"name", JsonText(n, "name")}, {"id", JsonText(n, "id")}, {"address", JsonText(n, "address")}};
-    if (n.contains("age_ms")) m["age_ms"] = n["age_ms"];
-    list.push_back(std::move(m));
-  }
-  std::sort(list.begin(), list.end(), [](const json& a, const json& b) {
-    return std::make_pair(JsonText(a, "name"), JsonText(a, "id")) < std::make_pair(JsonText(b, "name"), JsonText(b, "id"));
-  });
   if (f.json) {
-    std::printf("%s\n", list.dump(2).c_str());
+    std::printf("%s\n", listed.dump(2).c_str());
     return 0;
   }
-  std::printf("%-16s %-16s %-22s %s\n", "NAME", "ID", "ADDRESS", "LAST OVERLAY RECORD");
-  for (const auto& m : list) {
-    std::string age = m.contains("age_ms") && m["age_ms"].is_number() ? Duration(m["age_ms"].get<double>()) + " ago" : "-";
-    std::printf("%-16s %-16s %-22s %s\n", JsonText(m, "name").c_str(), JsonText(m, "id").c_str(),
-                JsonText(m, "address").c_str(), age.c_str());
+  std::printf("%-16s %-16s %-22s %-8s %s\n", "NAME", "ID", "ADDRESS", "STATUS", "TAGS");
+  for (const auto& m : listed) {
+    std::string tag_text;
+    if (m.contains("tags") && m["tags"].is_object()) {
+      for (auto it = m["tags"].begin(); it != m["tags"].end(); ++it) {
+        if (!tag_text.empty()) tag_text += ',';
+        tag_text += it.key() + "=" + (it.value().is_string() ? it.value().get<std::string>() : it.value().dump());
+      }
+    }
+    std::printf("%-16s %-16s %-22s %-8s %s\n", JsonText(m, "name").c_str(), JsonText(m, "id").c_str(),
+                JsonText(m, "address").c_str(), JsonText(m, "status").c_str(), tag_text.c_str());
   }
   return 0;
 }
@@ -250,12 +258,13 @@ void AddClusterCommands(CLI::App& app) {
   AddHttpOption(status, &status_flags->http);
   status->callback([status_flags] { ExitCode() = RunStatus(*status_flags); });
 
-  auto members_flags = std::make_shared<ClusterFlags>();
+  auto members_flags = std::make_shared<MembersFlags>();
   auto* members = app.add_subcommand(
-      "members",
-      "List the cluster's nodes: name, id, address. Uses GET /v1/members when the agent has it; otherwise the "
-      "nodes of GET /v1/topology (every node that published its overlay record), without alive/failed status");
-  members->add_flag("--json", members_flags->json, "print the list as JSON");
+      "members", "List the cluster's members (GET /v1/members): name, id, peer address, status, tags");
+  members->add_flag("--json", members_flags->json, "print the (filtered) list as JSON");
+  members->add_option("--status", members_flags->status, "only members with this status")
+      ->check(CLI::IsMember({"alive", "suspect", "failed", "left"}));
+  members->add_option("--tag", members_flags->tags, "only members with tag KEY=VALUE (repeatable: all must match)");
   AddHttpOption(members, &members_flags->http);
   members->callback([members_flags] { ExitCode() = RunMembers(*members_flags); });
 

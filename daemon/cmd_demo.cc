@@ -29,6 +29,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -200,6 +201,7 @@ class Launcher {
                 nodes_[0].name.c_str());
     std::fflush(stdout);
     if (int rc = SeedAndWaitReplicated(); rc != 0) return rc;
+    if (int rc = RegisterDemoServices(); rc != 0) return rc;
     PrintUsage();
     return Supervise();
   }
@@ -405,6 +407,60 @@ class Launcher {
     }
   }
 
+  // "web" on the first three nodes (or all, if fewer) and "db" on the second:
+  // each registered at its own agent, which owns it (no TTL: healthy while the
+  // agent lives). Then bounded: every node lists every web instance.
+  int RegisterDemoServices() {
+    std::size_t web_count = std::min<std::size_t>(3, nodes_.size());
+    auto reg = [&](std::size_t node, const std::string& id, const std::string& name, int port) -> bool {
+      HttpClient client(nodes_[node].http());
+      nlohmann::json body{{"id", id}, {"name", name}, {"address", "127.0.0.1"}, {"port", port},
+                          {"tags", {"demo"}}, {"meta", {{"node", nodes_[node].name}}}};
+      auto r = client.Request("PUT", "/v1/services", body.dump());
+      if (!r.ok() || r->status != 200) {
+        Fail("registering service " + id + " on " + nodes_[node].name + ": " +
+             (r.ok() ? ServerError(*r) : r.status().message()));
+        return false;
+      }
+      return true;
+    };
+    for (std::size_t i = 0; i < web_count; ++i) {
+      if (!reg(i, "web-" + std::to_string(i + 1), "web", 8080 + static_cast<int>(i))) return StopAll(1);
+    }
+    if (!reg(nodes_.size() > 1 ? 1 : 0, "db-1", "db", 5432)) return StopAll(1);
+    const auto started = SteadyClock::now();
+    const auto deadline = started + kReplicationTimeout;
+    HttpClientOptions probe;
+    probe.timeout_ms = kProbeTimeoutMs;
+    for (;;) {
+      for (Node* n : Reap()) return ReportDeathAndStop(*n, "while the demo services replicated");
+      std::size_t ready = 0;
+      for (const Node& n : nodes_) {
+        HttpClient client(n.http(), probe);
+        auto r = client.Get("/v1/services/web");
+        if (!r.ok() || r->status != 200) continue;
+        auto j = nlohmann::json::parse(r->body, nullptr, false);
+        if (j.is_array() && j.size() == web_count) ++ready;
+      }
+      if (ready == nodes_.size()) {
+        const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started).count();
+        std::printf("grapevine demo: services web (x%zu) and db registered; every agent lists them within %lld ms\n",
+                    web_count, static_cast<long long>(ms));
+        std::fflush(stdout);
+        return 0;
+      }
+      if (SteadyClock::now() >= deadline) {
+        std::fprintf(stderr, "warning: only %zu of %zu agents list the web service after %lld s\n", ready,
+                     nodes_.size(), static_cast<long long>(kReplicationTimeout.count()));
+        return 0;
+      }
+      if (WaitSignal(kPollInterval)) {
+        std::printf("grapevine demo: interrupted while the demo services replicated\n");
+        return StopAll(0);
+      }
+    }
+  }
+
   // How this binary was invoked, short when it sits under the working directory.
   std::string DisplayExe() const {
     std::error_code ec;
@@ -436,6 +492,13 @@ class Launcher {
     std::printf("  %s status --http %s\n", exe.c_str(), first.http().c_str());
     std::printf("  %s members --http %s\n", exe.c_str(), first.http().c_str());
     std::printf("  %s topology --http %s\n", exe.c_str(), first.http().c_str());
+    std::printf("  %s services list --http %s\n", exe.c_str(), last.http().c_str());
+    std::printf("  %s services get web --http %s\n", exe.c_str(), last.http().c_str());
+    std::printf("  dig @127.0.0.1 -p %d web.service.grapevine. SRV +short\n", last.dns_port);
+    std::printf("  dig @127.0.0.1 -p %d config.db.url.kv.grapevine. TXT +short\n", mid.dns_port);
+    std::printf("  dig @127.0.0.1 -p %d %s.node.grapevine. A +short\n", first.dns_port, mid.name.c_str());
+    std::printf("  %s snapshot save /tmp/grapevine-backup.snap --http %s\n", exe.c_str(), first.http().c_str());
+    std::printf("  %s snapshot inspect /tmp/grapevine-backup.snap\n", exe.c_str());
     std::printf("  curl -s http://%s/v1/kv/config/db/url\n", mid.http().c_str());
     std::printf("  curl -s 'http://%s/v1/kv/config/?recurse'\n", first.http().c_str());
     std::printf("  curl -s http://%s/metrics | grep ^grapevine_\n", first.http().c_str());

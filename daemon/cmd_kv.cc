@@ -153,6 +153,9 @@ std::string ChangeLine(std::string_view event, const nlohmann::json& data) {
   const std::string key = JsonText(data, "key");
   const std::string version = JsonText(data, "version");
   if (event == "delete") return "delete " + key + " (version " + version + ")";
+  if (event == "reset") {
+    return "reset: the agent installed a snapshot (index " + JsonText(data, "index") + "); read the prefix again";
+  }
   std::string value = data.contains("value") ? data["value"].dump() : std::string("null");
   if (JsonText(data, "encoding") == "base64") value = "base64:" + value;
   std::string line = "put " + key + " = " + value + " (version " + version;

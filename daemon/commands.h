@@ -19,6 +19,10 @@ void AddAgentCommand(CLI::App& app);
 void AddKvCommand(CLI::App& app);
 // `grapevine status`, `grapevine members`, `grapevine topology` (cmd_cluster.cc).
 void AddClusterCommands(CLI::App& app);
+// `grapevine services register|deregister|pass|list|get` (cmd_services.cc).
+void AddServicesCommand(CLI::App& app);
+// grapevine snapshot save|restore|inspect (cmd_snapshot.cc)
+void AddSnapshotCommand(CLI::App& app);
 // `grapevine demo [--nodes N]` (cmd_demo.cc).
 void AddDemoCommand(CLI::App& app);
 

@@ -323,6 +323,23 @@ struct KvService::Impl {
     metrics.watchers = watches.size();
   }
 
+  void NotifyReplaced() {
+    std::vector<BlockingRead*> to_wake;
+    for (auto& [id, waiter] : blocking) to_wake.push_back(waiter);
+    for (BlockingRead* waiter : to_wake) Wake(waiter);
+    for (auto it = watches.begin(); it != watches.end();) {
+      if (!it->second.responder.alive()) {
+        it = watches.erase(it);
+        continue;
+      }
+      nlohmann::json j{{"index", store.Index()}};
+      it->second.responder.Send("event: reset\nid: " + std::to_string(store.Index()) + "\ndata: " + j.dump() + "\n\n");
+      ++metrics.watch_events;
+      ++it;
+    }
+    metrics.watchers = watches.size();
+  }
+
   // Makes, applies and logs one delta per op batch, in order; `done` runs
   // once every delta is durable (or at the first failure).
   struct WriteJob {
@@ -508,6 +525,7 @@ void KvService::RegisterRoutes(http::HttpServer& server) {
 }
 
 void KvService::NotifyChanged(const std::map<std::string, std::uint64_t>& changed) { impl_->NotifyChanged(changed); }
+void KvService::NotifyReplaced() { impl_->NotifyReplaced(); }
 
 void KvService::Close(std::function<void()> on_closed) { impl_->Close(std::move(on_closed)); }
 

@@ -67,6 +67,10 @@ class KvService {
   // After any Store::Apply (local or from a peer): wakes blocking reads and
   // sends watch events for the changed keys.
   void NotifyChanged(const std::map<std::string, std::uint64_t>& changed);
+  // After the whole state was replaced (a snapshot installed): wakes every
+  // blocking read and sends every watch stream an "event: reset" carrying the
+  // new index, so clients read again.
+  void NotifyReplaced();
 
   // Answers every waiting read, ends every watch stream and closes the timers.
   // on_closed runs once the last handle is closed.

@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   gv::cli::AddKvCommand(app);
   gv::cli::AddClusterCommands(app);
   gv::cli::AddDemoCommand(app);
+  gv::cli::AddServicesCommand(app);
+  gv::cli::AddSnapshotCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

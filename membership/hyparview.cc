@@ -263,7 +263,7 @@ void HyParView::OnShuffleReply(const ShuffleReply& reply) {
 void HyParView::OnPeerDown(NodeId peer, TimePoint now, Outbox& out) {
   if (FindActive(peer) != nullptr) {
     ++stats_.peer_down;
-    DropActivePeer(peer, /*notify=*/false, /*to_passive=*/false, now, out);
+    DropActivePeer(peer, /*notify=*/false, /*to_passive=*/false, now, out, /*failed=*/true);
   }
   pending_.erase(peer);
   RemovePassive(peer);  // presumed failed: never a promotion candidate again
@@ -297,7 +297,7 @@ void HyParView::OnTick(TimePoint now, Outbox& out) {
   }
   for (NodeId peer : silent) {
     ++stats_.keepalive_timeouts;
-    DropActivePeer(peer, /*notify=*/true, /*to_passive=*/false, now, out);
+    DropActivePeer(peer, /*notify=*/true, /*to_passive=*/false, now, out, /*failed=*/true);
   }
   for (auto& peer : active_) {
     if (now - peer.last_sent >= config_.keepalive_interval) {
@@ -362,7 +362,7 @@ void HyParView::AddConnection(NodeId peer, ConnectionId connection, TimePoint no
   out.events.push_back(NeighborUp{peer});
 }
 
-void HyParView::RemoveConnection(NodeId peer, ConnectionId connection, bool to_passive, Outbox& out) {
+void HyParView::RemoveConnection(NodeId peer, ConnectionId connection, bool to_passive, Outbox& out, bool failed) {
   ActivePeer* p = FindActive(peer);
   if (p == nullptr) return;
   auto& conns = p->connections;
@@ -371,12 +371,12 @@ void HyParView::RemoveConnection(NodeId peer, ConnectionId connection, bool to_p
   conns.erase(it);
   if (!conns.empty()) return;
   active_.erase(active_.begin() + (p - active_.data()));
-  out.events.push_back(NeighborDown{peer});
+  out.events.push_back(NeighborDown{peer, failed});
   out.events.push_back(CloseConnection{peer});
   if (to_passive) AddPassive(peer);
 }
 
-void HyParView::DropActivePeer(NodeId peer, bool notify, bool to_passive, TimePoint now, Outbox& out) {
+void HyParView::DropActivePeer(NodeId peer, bool notify, bool to_passive, TimePoint now, Outbox& out, bool failed) {
   ActivePeer* p = FindActive(peer);
   if (p == nullptr) return;
   const std::vector<ConnectionId> conns = p->connections;
@@ -386,7 +386,7 @@ void HyParView::DropActivePeer(NodeId peer, bool notify, bool to_passive, TimePo
       Send(peer, Disconnect{c}, now, out);
     }
   }
-  for (ConnectionId c : conns) RemoveConnection(peer, c, to_passive, out);
+  for (ConnectionId c : conns) RemoveConnection(peer, c, to_passive, out, failed);
 }
 
 void HyParView::EvictRandomActive(NodeId keep, TimePoint now, Outbox& out) {

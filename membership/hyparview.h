@@ -176,6 +176,10 @@ struct NeighborUp {
 };
 struct NeighborDown {
   NodeId peer;
+  // The link failed (its connection broke, or it was silent past
+  // keepalive_timeout) rather than being closed on purpose (DISCONNECT,
+  // eviction): the member list suspects the peer.
+  bool failed = false;
   bool operator==(const NeighborDown&) const = default;
 };
 struct ScheduleTimer {
@@ -285,9 +289,9 @@ class HyParView {
   void AddConnection(NodeId peer, ConnectionId connection, TimePoint now, Outbox& out);
   // Drops one connection; the peer leaves the active view when it was the
   // last one. to_passive: keep the peer as a passive candidate.
-  void RemoveConnection(NodeId peer, ConnectionId connection, bool to_passive, Outbox& out);
+  void RemoveConnection(NodeId peer, ConnectionId connection, bool to_passive, Outbox& out, bool failed = false);
   // Drops the peer and all its connections, sending DISCONNECT for each if `notify`.
-  void DropActivePeer(NodeId peer, bool notify, bool to_passive, TimePoint now, Outbox& out);
+  void DropActivePeer(NodeId peer, bool notify, bool to_passive, TimePoint now, Outbox& out, bool failed = false);
   void EvictRandomActive(NodeId keep, TimePoint now, Outbox& out);
   void AddPassive(NodeId peer);
   // Inserts shuffled-in nodes, evicting preferably the ones in `sent_first`.

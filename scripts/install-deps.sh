@@ -11,7 +11,8 @@ build_pkgs=(
   libuv1-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev doctest-dev
   libh2o-dev nlohmann-json3-dev libsodium-dev libcli11-dev libtomlplusplus-dev libldns-dev
 )
-test_pkgs=()
+# make test: dig (bind9-dnsutils) asks the agents' DNS endpoint.
+test_pkgs=(bind9-dnsutils)
 # make bench-cluster: wrk drives the HTTP GET figure, serf is the gossip reference.
 bench_pkgs=(wrk serf)
 

@@ -59,15 +59,10 @@ Store::Store(NodeId self, StoreLimits limits) : self_(self), limits_(limits), cl
   }
 }
 
-KeyEntry* Store::FindMutable(std::string_view key) {
-  auto it = keys_.find(key);
-  return it == keys_.end() ? nullptr : &it->second;
-}
-
 const KeyEntry* Store::Get(std::string_view key) const {
-  auto it = keys_.find(key);
-  if (it == keys_.end() || it->second.tombstone) return nullptr;
-  return &it->second;
+  const KeyEntry* entry = keys_.Find(key);
+  if (entry == nullptr || entry->tombstone) return nullptr;
+  return entry;
 }
 
 Status Store::CheckCas(std::string_view key, std::uint64_t expected) const {
@@ -114,7 +109,7 @@ Result<Delta> Store::MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64
     op.value = local.value;
     op.flags = local.flags;
     // What this node has seen of the key (live or tombstone), plus this write.
-    if (auto it = keys_.find(local.key); it != keys_.end()) op.vv = it->second.vv;
+    if (const KeyEntry* existing = keys_.Find(local.key); existing != nullptr) op.vv = existing->vv;
     op.vv[self_] = delta.seq;
     delta.ops.push_back(std::move(op));
   }
@@ -223,8 +218,9 @@ void TakeWrite(KeyEntry& entry, const Delta& delta, const Op& op) {
 }  // namespace
 
 bool Store::MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_index) {
-  KeyEntry* entry = FindMutable(op.key);
-  if (entry == nullptr) {
+  KeyMap::Path path;
+  const KeyEntry* existing = keys_.Find(op.key, &path);
+  if (existing == nullptr) {
     // A delete of a key never seen still leaves a tombstone: it carries the
     // vector that keeps older puts of the key from resurrecting it.
     KeyEntry fresh;
@@ -235,14 +231,19 @@ bool Store::MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_in
       fresh.create_index = candidate_index;
       ++live_keys_;
     }
-    keys_.emplace(op.key, std::move(fresh));
+    keys_.InsertAt(path, op.key, std::move(fresh));
     return true;
   }
-  const bool was_live = !entry->tombstone;
-  switch (Compare(op.vv, entry->vv)) {
+  const bool was_live = !existing->tombstone;
+  const VvOrder order = Compare(op.vv, existing->vv);
+  // Only a write that changes the entry copies it (and its tree path) away
+  // from a held snapshot.
+  if (order == VvOrder::kEqual || order == VvOrder::kBefore) return false;  // already merged, or superseded
+  KeyEntry* entry = keys_.MutableAt(path, op.key);
+  switch (order) {
     case VvOrder::kEqual:
     case VvOrder::kBefore:
-      return false;  // already merged, or superseded by what is here
+      break;  // handled above
     case VvOrder::kAfter:
       TakeWrite(*entry, delta, op);
       entry->vv = op.vv;
@@ -269,18 +270,18 @@ bool Store::MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_in
 std::size_t Store::CollectGarbage(std::uint64_t physical_wall_ms) {
   if (physical_wall_ms <= limits_.tombstone_gc_ms) return 0;
   const std::uint64_t cutoff_ms = physical_wall_ms - limits_.tombstone_gc_ms;
-  std::size_t dropped = 0;
-  for (auto it = keys_.begin(); it != keys_.end();) {
-    if (it->second.tombstone && it->second.hlc.wall_ms < cutoff_ms) {
-      collected_tombstone_index_ = std::max(collected_tombstone_index_, it->second.modify_index);
-      it = keys_.erase(it);
-      ++dropped;
-    } else {
-      ++it;
+  std::vector<std::string> expired;
+  for (auto cursor = keys_.Begin(); cursor.valid(); cursor.Next()) {
+    const KeyEntry& entry = cursor.value();
+    if (entry.tombstone && entry.hlc.wall_ms < cutoff_ms) {
+      collected_tombstone_index_ = std::max(collected_tombstone_index_, entry.modify_index);
+      expired.push_back(cursor.key());
     }
   }
-  stats_.tombstones_collected += dropped;
-  return dropped;
+  // Erased after the scan: erasing invalidates cursors.
+  for (const std::string& key : expired) keys_.Erase(key);
+  stats_.tombstones_collected += expired.size();
+  return expired.size();
 }
 
 std::vector<std::string> Store::KeysUnderPrefix(std::string_view prefix, std::size_t max_keys) const {
@@ -297,9 +298,9 @@ std::uint64_t Store::MaxModifyIndexUnderPrefix(std::string_view prefix) const {
   // Collected tombstones are gone from the map; their highest index is kept
   // (for all prefixes: conservative, a reader may wake once for nothing).
   std::uint64_t max_index = collected_tombstone_index_;
-  for (auto it = keys_.lower_bound(prefix); it != keys_.end(); ++it) {
-    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-    max_index = std::max(max_index, it->second.modify_index);
+  for (auto cursor = keys_.LowerBound(prefix); cursor.valid(); cursor.Next()) {
+    if (cursor.key().compare(0, prefix.size(), prefix) != 0) break;
+    max_index = std::max(max_index, cursor.value().modify_index);
   }
   return max_index;
 }
@@ -366,12 +367,13 @@ class DigestWriter {
  private:
   crypto_generichash_state state_;
 };
-}  // namespace
 
-DigestBytes Store::Digest() const {
+DigestBytes DigestOf(const KeyMap& keys, const VersionVector& applied) {
   DigestWriter writer;
-  writer.U64(keys_.size());
-  for (const auto& [key, entry] : keys_) {
+  writer.U64(keys.size());
+  for (auto cursor = keys.Begin(); cursor.valid(); cursor.Next()) {
+    const std::string& key = cursor.key();
+    const KeyEntry& entry = cursor.value();
     writer.Bytes(key);
     writer.U64(entry.tombstone ? 1 : 0);
     writer.Bytes(entry.value);
@@ -381,8 +383,173 @@ DigestBytes Store::Digest() const {
     writer.U64(entry.conflict ? 1 : 0);
     writer.Vector(entry.vv);
   }
-  writer.Vector(applied_);
+  writer.Vector(applied);
   return writer.Finish();
+}
+
+}  // namespace
+
+DigestBytes Store::Digest() const { return DigestOf(keys_, applied_); }
+
+DigestBytes StoreView::Digest() const { return DigestOf(keys_, applied()); }
+
+const VersionVector& StoreView::EmptyVector() {
+  static const VersionVector empty;
+  return empty;
+}
+
+StoreView Store::Capture() const {
+  StoreView view;
+  view.node_ = self_;
+  view.applied_ = std::make_shared<const VersionVector>(applied_);
+  view.hlc_ = clock_.last();
+  view.index_ = index_;
+  view.live_keys_ = live_keys_;
+  view.keys_ = keys_;  // O(1): shares the tree; later writes copy the paths they touch
+  return view;
+}
+
+Status Store::Install(const LoadedSnapshot& snapshot, bool keep_local_indexes, ApplyResult* released) {
+  return InstallEntries(snapshot, snapshot.entries, keep_local_indexes, released);
+}
+
+Status Store::Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyResult* released) {
+  KeyMap entries = std::move(snapshot.entries);
+  return InstallEntries(snapshot, std::move(entries), keep_local_indexes, released);
+}
+
+Status Store::MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* released) {
+  for (const auto& [node, counter] : snapshot.applied) {
+    if (!node.valid() || counter == 0) {
+      return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(snapshot.applied));
+    }
+  }
+  if (snapshot.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
+  // Validated; from here on nothing fails.
+  (void)clock_.ObserveUnchecked(snapshot.hlc, 0);
+  const std::uint64_t candidate_index = index_ + 1;
+  bool changed_any = false;
+  ApplyResult local_result;
+  ApplyResult& result = released != nullptr ? *released : local_result;
+  result.status = ApplyStatus::kApplied;
+  for (auto cursor = snapshot.entries.Begin(); cursor.valid(); cursor.Next()) {
+    const std::string& key = cursor.key();
+    const KeyEntry& theirs = cursor.value();
+    KeyMap::Path path;
+    const KeyEntry* existing = keys_.Find(key, &path);
+    if (existing == nullptr) {
+      KeyEntry fresh = theirs;
+      fresh.modify_index = candidate_index;
+      fresh.create_index = fresh.tombstone ? 0 : candidate_index;
+      if (!fresh.tombstone) ++live_keys_;
+      keys_.InsertAt(path, key, std::move(fresh));
+      result.changed[key] = candidate_index;
+      changed_any = true;
+      continue;
+    }
+    // The same rule as MergeOp, with an entry (the summary of the writes
+    // merged into it) in place of one write: dominated → nothing; dominating
+    // → taken whole (its conflict flag too); concurrent → vectors joined,
+    // the greatest (hlc, origin) wins, and there are now two maximal writes.
+    const VvOrder order = Compare(theirs.vv, existing->vv);
+    if (order == VvOrder::kEqual || order == VvOrder::kBefore) continue;
+    const bool was_live = !existing->tombstone;
+    KeyEntry* entry = keys_.MutableAt(path, key);
+    if (order == VvOrder::kAfter) {
+      const std::uint64_t create_index = entry->create_index;
+      *entry = theirs;
+      entry->create_index = create_index;
+    } else {
+      ++stats_.conflicts;
+      MergeInto(entry->vv, theirs.vv);
+      if (std::tie(theirs.hlc, theirs.origin) > std::tie(entry->hlc, entry->origin)) {
+        entry->value = theirs.value;
+        entry->tombstone = theirs.tombstone;
+        entry->hlc = theirs.hlc;
+        entry->origin = theirs.origin;
+        entry->flags = theirs.flags;
+      }
+      entry->conflict = true;
+    }
+    entry->modify_index = candidate_index;
+    const bool is_live = !entry->tombstone;
+    if (is_live && !was_live) {
+      entry->create_index = candidate_index;
+      ++live_keys_;
+    } else if (!is_live && was_live) {
+      --live_keys_;
+    }
+    result.changed[key] = candidate_index;
+    changed_any = true;
+  }
+  for (const auto& [node, counter] : snapshot.applied) {
+    std::uint64_t& ours = applied_[node];
+    ours = std::max(ours, counter);
+  }
+  if (changed_any) index_ = candidate_index;
+  ReleaseHeldAfterVectorJump(result);
+  return Status::Ok();
+}
+
+Status Store::InstallEntries(const LoadedSnapshot& meta, KeyMap entries, bool keep_local_indexes,
+                             ApplyResult* released) {
+  for (const auto& [node, counter] : meta.applied) {
+    if (!node.valid() || counter == 0) {
+      return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(meta.applied));
+    }
+  }
+  if (meta.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
+
+  // One pass: count live keys, and in the peer/restore mode stamp the new
+  // local index on every entry (in place when `entries` is not shared).
+  const std::uint64_t new_index = keep_local_indexes ? std::max(index_, meta.index) : index_ + 1;
+  std::size_t live = 0;
+  if (keep_local_indexes) {
+    for (auto cursor = entries.Begin(); cursor.valid(); cursor.Next()) live += cursor.value().tombstone ? 0 : 1;
+  } else {
+    entries.ForEachMutable([&](const std::string&, KeyEntry& entry) {
+      live += entry.tombstone ? 0 : 1;
+      entry.create_index = entry.tombstone ? 0 : new_index;
+      entry.modify_index = new_index;
+    });
+  }
+
+  // Validated; from here on nothing fails.
+  (void)clock_.ObserveUnchecked(meta.hlc, 0);
+  keys_ = std::move(entries);
+  live_keys_ = live;
+  applied_ = meta.applied;
+  index_ = new_index;
+  // Keys absent from the snapshot vanished without a tombstone: every prefix
+  // counts as changed at the new index, so no blocking read misses that.
+  collected_tombstone_index_ = std::max(collected_tombstone_index_, new_index);
+
+  ApplyResult local_result;
+  ApplyResult& result = released != nullptr ? *released : local_result;
+  result.status = ApplyStatus::kApplied;
+  ReleaseHeldAfterVectorJump(result);
+  return Status::Ok();
+}
+
+void Store::ReleaseHeldAfterVectorJump(ApplyResult& result) {
+  for (auto held = held_.begin(); held != held_.end();) {
+    auto& pending = held->second;
+    const auto applied_it = applied_.find(held->first);
+    const std::uint64_t covered = applied_it == applied_.end() ? 0 : applied_it->second;
+    while (!pending.empty() && pending.begin()->first <= covered) {
+      pending.erase(pending.begin());
+      --held_count_;
+    }
+    // Release the deltas that are now next in order (each advances applied_).
+    for (std::uint64_t next_seq = covered + 1; !pending.empty() && pending.begin()->first == next_seq; ++next_seq) {
+      Delta next = std::move(pending.begin()->second);
+      pending.erase(pending.begin());
+      --held_count_;
+      // Admitted once already (drift-checked on arrival); no physical time here.
+      ApplyInOrder(next, 0, result);
+    }
+    held = pending.empty() ? held_.erase(held) : std::next(held);
+  }
 }
 
 }  // namespace gv::statestore

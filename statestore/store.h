@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -26,6 +27,7 @@
 #include "common/status.h"
 #include "statestore/delta.h"
 #include "statestore/hlc.h"
+#include "statestore/persistent_map.h"
 
 namespace gv::statestore {
 
@@ -112,11 +114,67 @@ struct StoreStats {
 using DigestBytes = std::array<std::uint8_t, 32>;  // BLAKE2b-256
 std::string DigestHex(const DigestBytes& digest);
 
+// The key map: a persistent B+-tree (persistent_map.h). Copying it is O(1)
+// and the copy is an immutable point-in-time state (copy-on-write).
+using KeyMap = PersistentMap<KeyEntry>;
+
+// A snapshot decoded and verified by snapshot/ (or built by a test), ready
+// for Store::Install. Lives here so the store does not depend on snapshot/.
+struct LoadedSnapshot {
+  std::uint32_t format_version = 0;
+  NodeId node;              // the node that captured it
+  VersionVector applied;    // its applied vector at capture
+  Hlc hlc;                  // its clock's latest HLC at capture (>= every entry's hlc)
+  std::uint64_t index = 0;  // its Index() at capture (>= every entry's modify_index)
+  std::uint64_t live_keys = 0;
+  std::uint64_t created_wall_ms = 0;
+  std::uint64_t wal_lsn = 0;  // opaque to the store (the agent's WAL position)
+  KeyMap entries;             // keys in order, tombstones included
+};
+
+// An immutable point-in-time state of a Store (Store::Capture). Cheap to copy
+// (shared pointers only); safe to read, copy and destroy on any thread while
+// the Store keeps changing on its own thread (persistent_map.h says why).
+class StoreView {
+ public:
+  StoreView() = default;
+
+  NodeId node() const { return node_; }
+  const VersionVector& applied() const { return applied_ ? *applied_ : EmptyVector(); }
+  Hlc hlc() const { return hlc_; }
+  std::uint64_t index() const { return index_; }
+  std::size_t entry_count() const { return keys_.size(); }
+  std::size_t live_keys() const { return live_keys_; }
+
+  // (key, const KeyEntry&) in key order, tombstones included, until visit returns false.
+  template <typename Visit>
+  void VisitAll(Visit&& visit) const {
+    for (auto cursor = keys_.Begin(); cursor.valid(); cursor.Next()) {
+      if (!visit(std::string_view(cursor.key()), cursor.value())) break;
+    }
+  }
+  // The entry (live or tombstone), or nullptr.
+  const KeyEntry* Find(std::string_view key) const { return keys_.Find(key); }
+  const KeyMap& keys() const { return keys_; }
+  // Store::Digest() of the store at capture.
+  DigestBytes Digest() const;
+
+ private:
+  friend class Store;
+  static const VersionVector& EmptyVector();
+
+  NodeId node_;
+  std::shared_ptr<const VersionVector> applied_;
+  Hlc hlc_;
+  std::uint64_t index_ = 0;
+  std::size_t live_keys_ = 0;
+  KeyMap keys_;
+};
+
 class Store {
  public:
-  // The key map. Every access goes through Store's methods so issue 5 can
-  // swap in a persistent (copy-on-write) map without touching callers.
-  using KeyMap = std::map<std::string, KeyEntry, std::less<>>;
+  // The key map: every access goes through Store's methods (and StoreView).
+  using KeyMap = statestore::KeyMap;
 
   // Validates the limits first.
   static Result<Store> Create(NodeId self, StoreLimits limits);
@@ -156,17 +214,17 @@ class Store {
   // `visit(key, entry)` returns false.
   template <typename Visit>
   void VisitPrefix(std::string_view prefix, Visit&& visit) const {
-    for (auto it = keys_.lower_bound(prefix); it != keys_.end(); ++it) {
-      if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-      if (it->second.tombstone) continue;
-      if (!visit(std::string_view(it->first), it->second)) break;
+    for (auto cursor = keys_.LowerBound(prefix); cursor.valid(); cursor.Next()) {
+      if (cursor.key().compare(0, prefix.size(), prefix) != 0) break;
+      if (cursor.value().tombstone) continue;
+      if (!visit(std::string_view(cursor.key()), cursor.value())) break;
     }
   }
   // Every entry including tombstones, in key order (snapshots, tests).
   template <typename Visit>
   void VisitAll(Visit&& visit) const {
-    for (const auto& [key, entry] : keys_) {
-      if (!visit(std::string_view(key), entry)) break;
+    for (auto cursor = keys_.Begin(); cursor.valid(); cursor.Next()) {
+      if (!visit(std::string_view(cursor.key()), cursor.value())) break;
     }
   }
   std::vector<std::string> KeysUnderPrefix(std::string_view prefix, std::size_t max_keys = SIZE_MAX) const;
@@ -193,12 +251,51 @@ class Store {
   // equal replicated state.
   DigestBytes Digest() const;
 
+  // ---- Snapshots (issue 5) ----
+  // An immutable point-in-time state: O(1) in the number of keys (copies the
+  // tree's root pointer and the applied vector). Never blocks later writes;
+  // memory grows only with what is written while the view is held.
+  StoreView Capture() const;
+
+  // Replaces the replicated state with a snapshot's (keys incl. tombstones,
+  // applied vector); the clock observes its HLC. Held-back deltas the new
+  // vector covers are dropped; the rest stay and are released if now in order
+  // (into *released when given: applied ids and changed keys).
+  // keep_local_indexes=true (our own snapshot at start-up): entries keep their
+  //   create/modify indexes and Index() becomes max(Index(), the snapshot's).
+  // false (a peer's snapshot or a restore): Index() advances by one and every
+  //   entry gets create/modify index = the new Index(), so blocking reads and
+  //   watchers see a change (MaxModifyIndexUnderPrefix of every prefix too,
+  //   since keys may have disappeared).
+  // A snapshot may be behind this store's own writes (a peer lacked some of
+  // them, or an older backup): Applied()[self()] then goes back to the
+  // snapshot's, and the caller MUST re-apply its own deltas after that seq
+  // (from its WAL) before MakeLocalDelta, or it would reissue sequence numbers
+  // that peers already hold for other writes.
+  // InvalidArgument (state unchanged) for a non-canonical vector or an HLC
+  // beyond 48 bits. The rvalue overload installs the entries without copying.
+  Status Install(const LoadedSnapshot& snapshot, bool keep_local_indexes, ApplyResult* released = nullptr);
+  // Merges a snapshot into the state instead of replacing it: every entry
+  // goes through the per-key merge rule (as if the writes it summarizes were
+  // applied) and the applied vector becomes the pointwise max — each side
+  // holds all of 1..its counter per origin, so the union holds 1..max. Nothing
+  // this store had is lost, and Applied()[self()] never goes back, so no seq
+  // can be reissued. Keys that changed get the new Index() (one more). Not for
+  // a node away longer than tombstone_gc: a key deleted there and collected in
+  // the snapshot would survive here (Install then).
+  // InvalidArgument (state unchanged) for a non-canonical vector or an HLC beyond 48 bits.
+  Status MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* released = nullptr);
+  Status Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyResult* released = nullptr);
+
  private:
+  Status InstallEntries(const LoadedSnapshot& meta, KeyMap entries, bool keep_local_indexes, ApplyResult* released);
+  // After applied_ jumped ahead (a snapshot installed or merged): drops the
+  // held-back deltas it now covers and applies those that became next in order.
+  void ReleaseHeldAfterVectorJump(ApplyResult& result);
   // Merges one validated delta whose seq is applied[origin] + 1.
   void ApplyInOrder(const Delta& delta, std::uint64_t physical_wall_ms, ApplyResult& result);
   // Merges one op; true if the key's state changed (it then gets candidate_index).
   bool MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_index);
-  KeyEntry* FindMutable(std::string_view key);
 
   NodeId self_;
   StoreLimits limits_;

@@ -150,7 +150,7 @@ std::pair<fb::PeerBody, BodyOffset> EncodeBody(Builder& b, const PeerMessage& me
               for (const auto& [node, counter] : m.applied) raw.emplace_back(node.value, counter);
               applied = b.CreateVectorOfStructs(raw);
             }
-            return {fb::PeerBody_SyncRequest, fb::CreateSyncRequest(b, applied, m.max_reply_bytes).Union()};
+            return {fb::PeerBody_SyncRequest, fb::CreateSyncRequest(b, applied, m.max_reply_bytes, m.away_ms).Union()};
           },
           [&](const SyncReply& m) -> std::pair<fb::PeerBody, BodyOffset> {
             flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Bytes>>> deltas;
@@ -160,7 +160,20 @@ std::pair<fb::PeerBody, BodyOffset> EncodeBody(Builder& b, const PeerMessage& me
               for (const std::string& delta : m.deltas) raw.push_back(fb::CreateBytes(b, OptionalBytes(b, delta)));
               deltas = b.CreateVector(raw);
             }
-            return {fb::PeerBody_SyncReply, fb::CreateSyncReply(b, deltas, m.more).Union()};
+            return {fb::PeerBody_SyncReply, fb::CreateSyncReply(b, deltas, m.more, m.snapshot_needed).Union()};
+          },
+          [&](const SnapshotRequest& m) -> std::pair<fb::PeerBody, BodyOffset> {
+            return {fb::PeerBody_SnapshotRequest,
+                    fb::CreateSnapshotRequest(b, m.transfer, m.received, m.window).Union()};
+          },
+          [&](const SnapshotChunk& m) -> std::pair<fb::PeerBody, BodyOffset> {
+            auto data = OptionalBytes(b, m.data);
+            auto error = OptionalString(b, m.error);
+            return {fb::PeerBody_SnapshotChunk,
+                    fb::CreateSnapshotChunk(b, m.transfer, m.index, data, m.last, error).Union()};
+          },
+          [&](const LocatorState& m) -> std::pair<fb::PeerBody, BodyOffset> {
+            return {fb::PeerBody_LocatorState, fb::CreateLocatorState(b, OptionalBytes(b, m.data)).Union()};
           },
       },
       message);
@@ -414,9 +427,29 @@ class Decoder {
         const auto* in = static_cast<const fb::SyncRequest*>(body);
         auto applied = Vector(in->applied(), "SyncRequest.applied");
         if (!applied.ok()) return applied.status();
-        return PeerMessage(SyncRequest{std::move(*applied), in->max_reply_bytes()});
+        return PeerMessage(SyncRequest{std::move(*applied), in->max_reply_bytes(), in->away_ms()});
       }
       case fb::PeerBody_SyncReply: return DecodeSyncReply(static_cast<const fb::SyncReply*>(body));
+      case fb::PeerBody_SnapshotRequest: {
+        const auto* in = static_cast<const fb::SnapshotRequest*>(body);
+        if (in->transfer() == 0) return Invalid("SnapshotRequest.transfer is 0");
+        return PeerMessage(SnapshotRequest{in->transfer(), in->received(), in->window()});
+      }
+      case fb::PeerBody_SnapshotChunk: {
+        const auto* in = static_cast<const fb::SnapshotChunk*>(body);
+        if (in->transfer() == 0) return Invalid("SnapshotChunk.transfer is 0");
+        auto data = Payload(in->data(), "SnapshotChunk.data");
+        if (!data.ok()) return data.status();
+        auto error = String(in->error(), "SnapshotChunk.error", true);
+        if (!error.ok()) return error.status();
+        return PeerMessage(SnapshotChunk{in->transfer(), in->index(), std::move(*data), in->last(), std::move(*error)});
+      }
+      case fb::PeerBody_LocatorState: {
+        const auto* in = static_cast<const fb::LocatorState*>(body);
+        auto data = Payload(in->data(), "LocatorState.data");
+        if (!data.ok()) return data.status();
+        return PeerMessage(LocatorState{std::move(*data)});
+      }
       case fb::PeerBody_NONE: break;
     }
     return Invalid("unknown message type " + std::to_string(static_cast<unsigned>(type)));
@@ -488,6 +521,7 @@ class Decoder {
   Result<PeerMessage> DecodeSyncReply(const fb::SyncReply* in) const {
     SyncReply reply;
     reply.more = in->more();
+    reply.snapshot_needed = in->snapshot_needed();
     if (const auto* deltas = in->deltas(); deltas != nullptr) {
       if (deltas->size() > limits_.max_sync_deltas) {
         return OverLimit("SyncReply.deltas", deltas->size(), "deltas", "max_sync_deltas", limits_.max_sync_deltas);
@@ -560,6 +594,9 @@ const char* PeerMessageTypeName(const PeerMessage& message) {
                         },
                         [](const SyncRequest&) { return "SYNC_REQUEST"; },
                         [](const SyncReply&) { return "SYNC_REPLY"; },
+                        [](const SnapshotRequest&) { return "SNAPSHOT_REQUEST"; },
+                        [](const SnapshotChunk&) { return "SNAPSHOT_CHUNK"; },
+                        [](const LocatorState&) { return "LOCATOR_STATE"; },
                     },
                     message);
 }

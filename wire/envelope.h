@@ -52,19 +52,54 @@ struct Refuse {
 struct SyncRequest {
   statestore::VersionVector applied;
   std::uint64_t max_reply_bytes = 0;  // the requester's bound on the reply's deltas
+  // How long the requester was cut off from the cluster; beyond the
+  // responder's tombstone_gc it must resync by snapshot, never by deltas.
+  std::uint64_t away_ms = 0;
   bool operator==(const SyncRequest&) const = default;
 };
 
 // Encoded deltas ("GVD1" each) the requester lacks, in (origin, seq) order.
 // more: the responder had more to send than max_reply_bytes allowed.
+// snapshot_needed: the responder's retained tail does not reach back to what
+// the requester lacks (or it was away longer than tombstone_gc); the requester
+// should pull a snapshot (SnapshotRequest) instead.
 struct SyncReply {
   std::vector<std::string> deltas;
   bool more = false;
+  bool snapshot_needed = false;
   bool operator==(const SyncReply&) const = default;
 };
 
-using PeerMessage =
-    std::variant<Hello, Refuse, membership::Message, broadcast::Message, SyncRequest, SyncReply>;
+// Snapshot transfer, pulled by the requester: `transfer` is its random
+// non-zero id, `received` the number of chunks it holds (0 starts a transfer:
+// the responder captures its state then), `window` how many chunks the
+// responder may have in flight beyond `received`.
+struct SnapshotRequest {
+  std::uint64_t transfer = 0;
+  std::uint64_t received = 0;
+  std::uint32_t window = 0;
+  bool operator==(const SnapshotRequest&) const = default;
+};
+
+// Chunk `index` of the snapshot stream (docs/snapshot_format.md), opaque here.
+// A non-empty `error` ends the transfer: the responder cannot serve it.
+struct SnapshotChunk {
+  std::uint64_t transfer = 0;
+  std::uint64_t index = 0;
+  std::string data;
+  bool last = false;
+  std::string error;
+  bool operator==(const SnapshotChunk&) const = default;
+};
+
+// The service locator's direct state exchange with a neighbour, opaque here.
+struct LocatorState {
+  std::string data;
+  bool operator==(const LocatorState&) const = default;
+};
+
+using PeerMessage = std::variant<Hello, Refuse, membership::Message, broadcast::Message, SyncRequest, SyncReply,
+                                 SnapshotRequest, SnapshotChunk, LocatorState>;
 
 struct AddressBookEntry {
   NodeId node;

@@ -91,6 +91,7 @@ struct RouteEntry {
   std::string path;
   bool prefix = false;
   std::map<std::string, Handler> by_method;
+  std::map<std::string, std::size_t> max_body_by_method;  // 0: the server's max_body_bytes
 };
 
 struct H2oHandler {
@@ -137,6 +138,9 @@ struct RequestState {
   std::size_t queued_bytes = 0;
   std::vector<std::string> in_flight;
   std::vector<h2o_iovec_t> iov;
+  // Runs (once per arming) when nothing waits to be sent any more: a producer
+  // that streams more than the buffer allows sends its next piece then.
+  std::function<void()> on_drained;
 
   void Flush();
 };
@@ -153,6 +157,7 @@ void DisposeSlot(void* p) {
   auto* slot = static_cast<PoolSlot*>(p);
   RequestState* state = slot->state.get();
   state->req = nullptr;
+  state->on_drained = nullptr;  // it may hold a Responder: break the cycle
   state->impl->open_states.erase(state);
   slot->~PoolSlot();
 }
@@ -163,6 +168,11 @@ void StreamProceed(h2o_generator_t* g, h2o_req_t*) {
   state->sending = false;
   state->in_flight.clear();
   state->Flush();
+  if (!state->sending && state->queued.empty() && state->on_drained && state->req != nullptr) {
+    auto drained = std::move(state->on_drained);
+    state->on_drained = nullptr;
+    drained();  // may Send() again
+  }
 }
 
 void StreamStop(h2o_generator_t* g, h2o_req_t*) {
@@ -170,6 +180,7 @@ void StreamStop(h2o_generator_t* g, h2o_req_t*) {
   gen->state->req = nullptr;  // h2o forbids further sends on this request
   gen->state->queued.clear();
   gen->state->queued_bytes = 0;
+  gen->state->on_drained = nullptr;
 }
 
 void AddHeaders(h2o_req_t* req, const std::string& content_type,
@@ -249,6 +260,22 @@ void Responder::Send(std::string chunk) {
   state_->Flush();
 }
 
+std::size_t Responder::buffered_bytes() const {
+  if (!state_) return 0;
+  std::size_t bytes = state_->queued_bytes;
+  for (const std::string& chunk : state_->in_flight) bytes += chunk.size();
+  return bytes;
+}
+
+void Responder::OnDrained(std::function<void()> drained) {
+  if (!state_ || !state_->streaming || state_->end_requested || state_->req == nullptr) return;
+  if (!state_->sending && state_->queued.empty()) {
+    drained();
+    return;
+  }
+  state_->on_drained = std::move(drained);
+}
+
 void Responder::End() {
   if (!state_ || !state_->streaming || state_->end_requested) return;
   state_->end_requested = true;
@@ -289,18 +316,6 @@ int OnRequest(h2o_handler_t* self, h2o_req_t* req) {
   auto query = ParseQuery(query_part, impl->options.max_query_params);
   if (!query.ok()) return reject(400, "bad_request", query.status().message());
   request.query = std::move(*query);
-  if (req->entity.base != nullptr) {
-    if (req->entity.len > impl->options.max_body_bytes) {
-      return reject(413, "too_large",
-                    "request body of " + std::to_string(req->entity.len) + " bytes exceeds the limit of " +
-                        std::to_string(impl->options.max_body_bytes) + " bytes");
-    }
-    request.body.assign(req->entity.base, req->entity.len);
-  }
-  for (std::size_t i = 0; i < req->headers.size; ++i) {
-    const h2o_header_t& h = req->headers.entries[i];
-    request.headers.emplace_back(std::string(h.name->base, h.name->len), std::string(h.value.base, h.value.len));
-  }
 
   // Longest matching route.
   const RouteEntry* best = nullptr;
@@ -317,6 +332,23 @@ int OnRequest(h2o_handler_t* self, h2o_req_t* req) {
     for (const auto& [m, h] : best->by_method) allowed += (allowed.empty() ? "" : ", ") + m;
     return reject(405, "method_not_allowed",
                   request.method + " is not allowed on " + request.path + " (allowed: " + allowed + ")");
+  }
+  std::size_t max_body_bytes = impl->options.max_body_bytes;
+  if (auto limit = best->max_body_by_method.find(request.method);
+      limit != best->max_body_by_method.end() && limit->second != 0) {
+    max_body_bytes = limit->second;
+  }
+  if (req->entity.base != nullptr) {
+    if (req->entity.len > max_body_bytes) {
+      return reject(413, "too_large",
+                    "request body of " + std::to_string(req->entity.len) + " bytes exceeds the limit of " +
+                        std::to_string(max_body_bytes) + " bytes");
+    }
+    request.body.assign(req->entity.base, req->entity.len);
+  }
+  for (std::size_t i = 0; i < req->headers.size; ++i) {
+    const h2o_header_t& h = req->headers.entries[i];
+    request.headers.emplace_back(std::string(h.name->base, h.name->len), std::string(h.value.base, h.value.len));
   }
   try {
     it->second(request, responder);
@@ -388,7 +420,8 @@ HttpServer::HttpServer(uv_loop_t* loop, HttpServerOptions options) : impl_(std::
   impl_->options = options;
   h2o_config_init(&impl_->config);
   // h2o's own hard cap; our handler answers bodies above max_body_bytes with a JSON 413.
-  impl_->config.max_request_entity_size = options.max_body_bytes * options.oversize_body_read_factor + 1;
+  impl_->config.max_request_entity_size =
+      std::max(options.max_body_bytes * options.oversize_body_read_factor + 1, options.max_large_body_bytes);
   impl_->config.http1.req_timeout = options.idle_timeout_ms;
   h2o_hostconf_t* host = h2o_config_register_host(&impl_->config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
   h2o_pathconf_t* pathconf = h2o_config_register_path(host, "/", 0);
@@ -413,10 +446,12 @@ HttpServer::~HttpServer() {
 const std::map<int, std::uint64_t>& HttpServer::responses_by_status() const { return impl_->responses_by_status; }
 std::uint64_t HttpServer::rejected_requests() const { return impl_->rejected_requests; }
 
-void HttpServer::Route(std::string method, std::string path, Handler handler) {
+void HttpServer::Route(std::string method, std::string path, Handler handler, bool large_body) {
   bool prefix = !path.empty() && path.back() == '/';
+  const std::size_t max_body = large_body ? impl_->options.max_large_body_bytes : 0;
   for (RouteEntry& route : impl_->routes) {
     if (route.path == path) {
+      route.max_body_by_method[method] = max_body;
       route.by_method[std::move(method)] = std::move(handler);
       return;
     }
@@ -424,6 +459,7 @@ void HttpServer::Route(std::string method, std::string path, Handler handler) {
   RouteEntry entry;
   entry.path = std::move(path);
   entry.prefix = prefix;
+  entry.max_body_by_method[method] = max_body;
   entry.by_method[std::move(method)] = std::move(handler);
   impl_->routes.push_back(std::move(entry));
 }

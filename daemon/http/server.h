@@ -74,6 +74,11 @@ class Responder {
                    std::vector<std::pair<std::string, std::string>> headers = {});
   void Send(std::string chunk);
   void End();
+  // Flow control for large streams: bytes queued or being written, and a
+  // callback run once when all of it has gone out (at once if nothing waits;
+  // never after the client left). Send the next piece from it.
+  std::size_t buffered_bytes() const;
+  void OnDrained(std::function<void()> drained);
 
  private:
   std::shared_ptr<RequestState> state_;
@@ -89,6 +94,9 @@ struct HttpServerOptions {
   // answered with our JSON 413 (and counted); larger ones get h2o's own
   // plain-text 413 without being buffered.
   std::size_t oversize_body_read_factor = 8;
+  // The body limit of routes registered with large_body (a snapshot upload).
+  // h2o buffers up to max(this, max_body_bytes * oversize_body_read_factor).
+  std::size_t max_large_body_bytes = 0;
   // A keep-alive connection waiting for its next request is closed after this
   // long; it also bounds how long Close() waits for idle connections (h2o's
   // HTTP/1 has no graceful shutdown of idle connections).
@@ -105,7 +113,8 @@ class HttpServer {
   // Routes: an exact path ("/v1/status") or a prefix ending in '/'
   // ("/v1/kv/"); the longest match wins. Unknown paths answer 404 and a known
   // path with another method 405, both as JSON errors.
-  void Route(std::string method, std::string path, Handler handler);
+  // large_body: bodies up to HttpServerOptions::max_large_body_bytes.
+  void Route(std::string method, std::string path, Handler handler, bool large_body = false);
 
   // Binds "IP:PORT" (port 0 picks a free one; see port()).
   Status Listen(const std::string& address);

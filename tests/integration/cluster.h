@@ -62,6 +62,7 @@ class Agent {
   std::string http_address() const;  // "127.0.0.1:PORT" (--http)
   int peer_port() const { return peer_port_; }
   int http_port() const { return http_port_; }
+  int dns_port() const { return dns_port_; }  // UDP (--dns)
   const std::string& data_dir() const { return data_dir_; }
   const std::string& log_path() const { return log_path_; }
   pid_t pid() const { return pid_; }
@@ -128,6 +129,16 @@ class Cluster {
   std::string root_;
   std::vector<std::unique_ptr<Agent>> agents_;
 };
+
+// Runs a program (argv[0] is its path) with stdout and stderr captured,
+// bounded by `timeout` (then SIGKILLed and reported as Aborted).
+struct CommandResult {
+  int exit_code = -1;  // -1: killed by a signal
+  std::string output;  // stdout and stderr interleaved
+};
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv, milliseconds timeout = milliseconds(120000));
+// RunCommand of the grapevine binary under test with `args`.
+Result<CommandResult> RunGrapevine(const std::vector<std::string>& args, milliseconds timeout = milliseconds(120000));
 
 // True when the doctest test case that is running has failed an assertion
 // (a listener in cluster.cc tracks it); the Cluster prints logs then.

@@ -22,6 +22,9 @@ constexpr int kWriterThreads = 4;
 // Kill once this many writes were acknowledged (so the kill lands mid-stream,
 // with every thread still writing).
 constexpr std::uint64_t kAcksBeforeKill = 2000;
+// With compaction: enough writes (~900 bytes each) to fill an 8 MiB WAL
+// segment, so whole segments get deleted while the writers run.
+constexpr std::uint64_t kAcksBeforeKillCompacting = 10000;
 
 std::string KeyFor(int thread, int i) { return "durable/t" + std::to_string(thread) + "/" + std::to_string(i); }
 std::string ValueFor(int thread, int i) {
@@ -29,11 +32,13 @@ std::string ValueFor(int thread, int i) {
   return "value-" + std::to_string(thread) + "-" + std::to_string(i) + "-" + std::string(static_cast<std::size_t>(i % 7) * 300, 'v');
 }
 
-TEST_CASE("an agent SIGKILLed in sync mode keeps every acknowledged write") {
-  Cluster cluster("sigkill");
+void SigkillKeepsAcknowledgedWrites(const std::string& label, const std::vector<std::string>& extra_args,
+                                    std::uint64_t acks_before_kill) {
+  Cluster cluster(label);
   AgentOptions options;
   options.durability = "sync";
   options.log_level = "info";  // thousands of writes: keep the log small
+  options.extra_args = extra_args;
   Agent& agent = cluster.AddAgent("solo", options);
   Status started = cluster.Start(agent);
   REQUIRE_MESSAGE(started.ok(), started.ToString());
@@ -74,18 +79,18 @@ TEST_CASE("an agent SIGKILLed in sync mode keeps every acknowledged write") {
     });
   }
 
-  Status enough = WaitFor("the writers to have " + std::to_string(kAcksBeforeKill) + " acknowledged writes",
+  Status enough = WaitFor("the writers to have " + std::to_string(acks_before_kill) + " acknowledged writes",
                           milliseconds(120000), [&](std::string& last_seen) {
                             last_seen = std::to_string(total_acked.load()) + " acknowledged";
                             // A writer that stopped early cannot add more.
                             if (writer_failed.load() || writers_done.load() > 0) return true;
-                            return total_acked.load() >= kAcksBeforeKill;
+                            return total_acked.load() >= acks_before_kill;
                           });
   killed = true;
   Status kill = cluster.Kill(agent);
   for (auto& writer : writers) writer.join();
   REQUIRE_MESSAGE(enough.ok(), enough.ToString());
-  REQUIRE_MESSAGE(total_acked.load() >= kAcksBeforeKill,
+  REQUIRE_MESSAGE(total_acked.load() >= acks_before_kill,
                   "a writer stopped before the kill (" << total_acked.load() << " acknowledged)");
   REQUIRE_MESSAGE(kill.ok(), kill.ToString());
   for (const auto& result : results) {
@@ -132,6 +137,17 @@ TEST_CASE("an agent SIGKILLed in sync mode keeps every acknowledged write") {
   // The restarted agent accepts writes again.
   Status put = Put(agent.http(), "durable/after-restart", "ok");
   CHECK_MESSAGE(put.ok(), put.ToString());
+}
+
+TEST_CASE("an agent SIGKILLed in sync mode keeps every acknowledged write") {
+  SigkillKeepsAcknowledgedWrites("sigkill", {}, kAcksBeforeKill);
+}
+
+// The same while local snapshots and WAL compaction run under the writes: the
+// kill may land while a snapshot is written or segments are deleted.
+TEST_CASE("an agent SIGKILLed in sync mode while snapshots compact its WAL keeps every acknowledged write") {
+  SigkillKeepsAcknowledgedWrites("sigkill-compacting", {"--snapshot-every", "300", "--catchup-tail", "100"},
+                                 kAcksBeforeKillCompacting);
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ struct Harness {
                      [&](const SendMessage& s) { os << "send " << s.to.value << " " << RenderMessage(s.message) << "\n"; },
                      [&](const CloseConnection& c) { os << "close " << c.peer.value << "\n"; },
                      [&](const NeighborUp& u) { os << "up " << u.peer.value << "\n"; },
-                     [&](const NeighborDown& d) { os << "down " << d.peer.value << "\n"; },
+                     [&](const NeighborDown& d) { os << "down " << d.peer.value << (d.failed ? " failed" : "") << "\n"; },
                      [&](const ScheduleTimer& t) {
                        os << "timer " << (t.timer.kind == TimerKind::kShuffle ? "shuffle" : "tick") << " g"
                           << t.timer.generation << " at " << ToMicros(t.at) << "\n";
@@ -288,7 +288,7 @@ TEST_CASE("hyparview: failure of an active peer promotes a passive one; an accep
   h.Link(2, 20);
   h.Link(3, 30);
   CHECK(h.Receive(5, ShuffleReply{{NodeId(5)}}).empty());
-  CHECK(h.Feed(PeerDown{NodeId(2)}) == "down 2\nclose 2\nsend 5 NEIGHBOR(low,c1)\n");
+  CHECK(h.Feed(PeerDown{NodeId(2)}) == "down 2 failed\nclose 2\nsend 5 NEIGHBOR(low,c1)\n");
   CHECK(h.node.passive_view().size() == 1);  // the failed peer is not kept as a candidate
   // The reply names our connection id: the link opens.
   Outbox box;
@@ -316,7 +316,7 @@ TEST_CASE("hyparview: a refused NEIGHBOR makes the node try the next passive pee
   Prng replica(kSeed);
   const std::uint64_t first = replica.Index(2) == 0 ? 5 : 6;
   const std::uint64_t second = first == 5 ? 6 : 5;
-  CHECK(out == "down 2\nclose 2\nsend " + std::to_string(first) + " NEIGHBOR(high,c1)\nsend " +
+  CHECK(out == "down 2 failed\nclose 2\nsend " + std::to_string(first) + " NEIGHBOR(high,c1)\nsend " +
                    std::to_string(second) + " NEIGHBOR(high,c2)\n");
   // `first` refuses and names node 8: `first` is not asked again in this
   // round, 8 is asked at once (still high: the view is still empty).
@@ -340,7 +340,8 @@ TEST_CASE("hyparview: an isolated node re-joins through its seeds") {
   Harness h;
   (void)h.Feed(JoinRequest{{NodeId(5), NodeId(6)}});  // links to one of them at once
   const std::uint64_t contact = h.node.active_view().at(0).value;
-  CHECK(h.Feed(PeerDown{NodeId(contact)}) == "down " + std::to_string(contact) + "\nclose " + std::to_string(contact) + "\n");
+  CHECK(h.Feed(PeerDown{NodeId(contact)}) ==
+        "down " + std::to_string(contact) + " failed\nclose " + std::to_string(contact) + "\n");
   CHECK(h.node.active_size() == 0);
   // The next tick finds it without any peer and JOINs through a seed again.
   const std::string tick = h.Feed(TimerFired{Timer{TimerKind::kTick, 1}});
@@ -446,7 +447,7 @@ TEST_CASE("hyparview: keepalives on idle links, and a silent peer times out") {
   CHECK(h.Receive(3, KeepAlive{}).empty());
   h.now += Millis(2500);  // 2 silent for 3 s, 3 for 2.5 s
   CHECK(h.Feed(TimerFired{Timer{TimerKind::kTick, 0}}) ==
-        "timer tick g0 at 6000000\nsend 2 DISCONNECT(20)\ndown 2\nclose 2\nsend 3 KEEPALIVE\n");
+        "timer tick g0 at 6000000\nsend 2 DISCONNECT(20)\ndown 2 failed\nclose 2\nsend 3 KEEPALIVE\n");
   CHECK(h.node.stats().keepalive_timeouts == 1);
   CHECK(h.node.passive_view().empty());  // presumed failed, not a candidate
 }

@@ -55,8 +55,11 @@ std::vector<Envelope> EveryKind() {
   add(bc::Message(bc::Graft{{{bc::MessageId{NodeId(5), 6}, 7}}, NodeId(13)}));
   add(bc::Message(bc::Prune{NodeId(14)}));
   add(SyncRequest{{{NodeId(1), 5}, {NodeId(2), 1}, {NodeId(0xffffffffffffffffULL), 0xffffffffffffffffULL}},
-                  1u << 20});
-  add(SyncReply{{Bytes(prng, 40), std::string("\0\0\0", 3), Bytes(prng, 1)}, true});
+                  1u << 20, 86400001});
+  add(SyncReply{{Bytes(prng, 40), std::string("\0\0\0", 3), Bytes(prng, 1)}, true, true});
+  add(SnapshotRequest{0x1234567890abcdefULL, 17, 8});
+  add(SnapshotChunk{0x1234567890abcdefULL, 16, Bytes(prng, 500), true, "too many transfers"});
+  add(LocatorState{Bytes(prng, 70)});
   return out;
 }
 
@@ -76,6 +79,9 @@ std::vector<Envelope> EmptyVariants() {
       Envelope{SyncRequest{{}, 0}, {}},
       Envelope{SyncReply{{}, false}, {}},
       Envelope{SyncReply{{""}, false}, {}},
+      Envelope{SnapshotRequest{1, 0, 0}, {}},
+      Envelope{SnapshotChunk{1, 0, "", false, ""}, {}},
+      Envelope{LocatorState{""}, {}},
   };
 }
 
@@ -120,10 +126,11 @@ TEST_CASE("every message kind round-trips exactly, with its address book") {
     CHECK(std::string(PeerMessageTypeName(decoded->message)) == name);
   }
   // Every alternative of PeerMessage and of the two protocol variants is covered.
-  CHECK(names.size() == 2 + std::variant_size_v<ms::Message> + std::variant_size_v<bc::Message> + 2);
+  CHECK(names.size() == 2 + std::variant_size_v<ms::Message> + std::variant_size_v<bc::Message> + 5);
   CHECK(names == std::set<std::string>{"HELLO", "REFUSE", "JOIN", "FORWARDJOIN", "FORWARDJOINREPLY", "NEIGHBOR",
                                        "NEIGHBORREPLY", "DISCONNECT", "SHUFFLE", "SHUFFLEREPLY", "KEEPALIVE",
-                                       "GOSSIP", "IHAVE", "GRAFT", "PRUNE", "SYNC_REQUEST", "SYNC_REPLY"});
+                                       "GOSSIP", "IHAVE", "GRAFT", "PRUNE", "SYNC_REQUEST", "SYNC_REPLY",
+                                       "SNAPSHOT_REQUEST", "SNAPSHOT_CHUNK", "LOCATOR_STATE"});
 }
 
 TEST_CASE("empty lists, empty strings and absent origins round-trip") {

@@ -1,0 +1,484 @@
+// PersistentMap<V>: an ordered string -> V map (a B+-tree) with structural
+// sharing, so that copying it is O(1) and a copy is an immutable point-in-time
+// view that never blocks, and is never disturbed by, later writes (issue 5).
+//
+// Layout. Leaves hold up to kMaxLeafItems items sorted by key; internal nodes
+// hold up to kMaxChildren children and separators[i] <= every key of
+// children[i + 1] and > every key of children[i]. Nodes are held by
+// std::shared_ptr<Node> and items (key + value) by std::shared_ptr<Item>, so
+// copying a node copies pointers, never keys' values.
+//
+// Copy-on-write rule (path copying). A write descends from the root; before it
+// touches a node it makes that node exclusively owned: a node may be mutated in
+// place only if it AND every ancestor on the path has use_count() == 1,
+// otherwise it is copied first (the copy then holds the only reference to
+// itself, and its children gain a second reference, so the rule propagates
+// downwards by itself: once a node is copied, each child it leads to is seen
+// as shared and is copied in turn). Items follow the same rule below their
+// leaf. A copy of the map (a view) holds the old root, so every node reachable
+// from a view has a shared ancestor and is never written again.
+//
+// Why this is safe while another thread reads a view. Only the thread that
+// owns the map (the store's loop thread) writes nodes and creates references
+// into the live tree (copying the map, Capture). Another thread holds a view:
+// it can read nodes reachable from that view's root, copy the view (which
+// only adds references to nodes that are already shared) and drop references.
+// So when the owning thread observes use_count() == 1 on a node whose
+// ancestors are all exclusively owned, no other thread can reach that node
+// any more, and no other thread can start to reach it. The reference count is
+// decremented with release semantics by a thread that dropped its last view;
+// use_count() is a relaxed load, so an acquire fence after seeing 1 orders
+// that thread's earlier reads of the node before our writes to it. Seeing 2
+// when the other thread is just dropping its reference only causes a
+// needless copy.
+//
+// Single writer: the owning map and its views must not be mutated from two
+// threads; views are never mutated (only the owning map's non-const methods
+// write). Cursors hold raw pointers: valid while the map they came from is
+// alive and unchanged (a view's cursor stays valid for the view's lifetime).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace gv::statestore {
+
+template <typename V>
+class PersistentMap {
+ public:
+  struct Item {
+    Item(std::string k, V v) : key(std::move(k)), value(std::move(v)) {}
+    std::string key;
+    V value;
+  };
+
+  // Fan-out: 64 keeps a 1M-key tree 4 levels deep and a copied leaf at 64
+  // pointers (1 KiB of atomic increments and one allocation per first write
+  // to a leaf while a view is held).
+  static constexpr std::size_t kMaxLeafItems = 64;
+  static constexpr std::size_t kMaxChildren = 64;
+  // A node under this size after an erase merges with a neighbour when the
+  // two fit in one node; bulk-built nodes are filled to kBuildFill so the
+  // first inserts after a load do not split every leaf.
+  static constexpr std::size_t kMinFill = 16;
+  static constexpr std::size_t kBuildFill = 48;
+
+ private:
+  struct Node;
+  using NodePtr = std::shared_ptr<Node>;
+  using ItemPtr = std::shared_ptr<Item>;
+  struct Node {
+    bool leaf = true;
+    std::vector<ItemPtr> items;           // leaf only: sorted by key, unique
+    std::vector<NodePtr> children;        // internal only: >= 1
+    std::vector<std::string> separators;  // internal only: children.size() - 1
+  };
+
+ public:
+  PersistentMap() = default;
+  PersistentMap(const PersistentMap&) = default;             // O(1): shares the tree
+  PersistentMap& operator=(const PersistentMap&) = default;  // O(1)
+  PersistentMap(PersistentMap&& other) noexcept : root_(std::move(other.root_)), size_(other.size_) {
+    other.size_ = 0;
+  }
+  PersistentMap& operator=(PersistentMap&& other) noexcept {
+    root_ = std::move(other.root_);
+    size_ = other.size_;
+    other.size_ = 0;
+    return *this;
+  }
+
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+  // The route of a lookup (child index per internal level, then the leaf
+  // position), so a write that follows a read descends without comparing
+  // keys again: the store reads an entry, decides, then writes it.
+  struct Path {
+    static constexpr std::size_t kMaxDepth = 32;  // 64-way fan-out: never reached
+    std::array<std::uint32_t, kMaxDepth> child{};
+    std::size_t depth = 0;     // internal levels recorded
+    std::size_t position = 0;  // in the leaf
+    bool found = false;
+    bool complete = false;  // false: deeper than kMaxDepth (writes then descend by key)
+  };
+
+  const V* Find(std::string_view key, Path* path = nullptr) const {
+    const Node* node = root_.get();
+    if (node == nullptr) return nullptr;
+    std::size_t depth = 0;
+    while (!node->leaf) {
+      const std::size_t index = ChildIndex(*node, key);
+      if (path != nullptr && depth < Path::kMaxDepth) path->child[depth] = static_cast<std::uint32_t>(index);
+      ++depth;
+      node = node->children[index].get();
+    }
+    const std::size_t pos = LeafPosition(*node, key);
+    const bool found = pos < node->items.size() && node->items[pos]->key == key;
+    if (path != nullptr) {
+      path->depth = depth;
+      path->position = pos;
+      path->found = found;
+      path->complete = depth <= Path::kMaxDepth;
+    }
+    return found ? &node->items[pos]->value : nullptr;
+  }
+
+  // The value at a found `path` (from Find(key, &path) on this map, with no
+  // write in between) made exclusively owned by path copying. Valid until the
+  // next call on this map.
+  V* MutableAt(const Path& path, std::string_view key) {
+    if (!path.found) return nullptr;
+    Node* node = &Own(root_);
+    for (std::size_t level = 0; !node->leaf; ++level) {
+      const std::size_t index = path.complete ? path.child[level] : ChildIndex(*node, key);
+      node = &Own(node->children[index]);
+    }
+    ItemPtr& item = node->items[path.position];
+    OwnItem(item);
+    return &item->value;
+  }
+
+  // The value of `key` made exclusively owned, or nullptr if absent (then
+  // nothing is copied).
+  V* FindMutable(std::string_view key) {
+    Path path;
+    if (Find(key, &path) == nullptr) return nullptr;
+    return MutableAt(path, key);
+  }
+
+  // Inserts at a not-found `path` (from Find(key, &path) on this map, with
+  // no write in between).
+  void InsertAt(const Path& path, std::string key, V value) {
+    if (!root_) root_ = std::make_shared<Node>();
+    Split split;
+    InsertInto(Own(root_), std::move(key), std::move(value), split, path.complete ? &path : nullptr, 0);
+    if (split.right) {
+      auto new_root = std::make_shared<Node>();
+      new_root->leaf = false;
+      new_root->children = {std::move(root_), std::move(split.right)};
+      new_root->separators = {std::move(split.separator)};
+      root_ = std::move(new_root);
+    }
+    ++size_;
+  }
+
+  // Inserts key -> value if key is absent; false (and no change) if present.
+  bool Insert(std::string key, V value) {
+    Path path;
+    if (Find(key, &path) != nullptr) return false;
+    InsertAt(path, std::move(key), std::move(value));
+    return true;
+  }
+
+  // Removes key; false if absent (then nothing is copied).
+  bool Erase(std::string_view key) {
+    if (Find(key) == nullptr) return false;
+    EraseFrom(Own(root_), key);
+    --size_;
+    // A root with one child adds a level for nothing.
+    while (!root_->leaf && root_->children.size() == 1) {
+      NodePtr child = root_->children[0];
+      root_ = std::move(child);
+    }
+    return true;
+  }
+
+  // Calls fn(key, V&) on every item in key order, each made exclusively owned
+  // (a held view keeps its own copies).
+  template <typename Fn>
+  void ForEachMutable(Fn&& fn) {
+    if (!root_) return;
+    ForEachMutableIn(Own(root_), fn);
+  }
+
+  // A position in key order. Raw pointers: see the header comment.
+  class Cursor {
+   public:
+    bool valid() const { return !path_.empty(); }
+    const std::string& key() const { return Top().node->items[Top().index]->key; }
+    const V& value() const { return Top().node->items[Top().index]->value; }
+    void Next() {
+      ++path_.back().index;
+      Settle();
+    }
+
+   private:
+    friend class PersistentMap;
+    struct Step {
+      const Node* node;
+      std::size_t index;
+    };
+    const Step& Top() const { return path_.back(); }
+    // Moves to the first item at or after the current path position; an
+    // empty path means the end.
+    void Settle() {
+      while (!path_.empty()) {
+        const Node* node = path_.back().node;
+        const std::size_t index = path_.back().index;
+        if (node->leaf) {
+          if (index < node->items.size()) return;
+        } else if (index < node->children.size()) {
+          path_.push_back(Step{node->children[index].get(), 0});
+          continue;
+        }
+        path_.pop_back();
+        if (!path_.empty()) ++path_.back().index;
+      }
+    }
+    std::vector<Step> path_;
+  };
+
+  Cursor Begin() const {
+    Cursor cursor;
+    if (root_) {
+      cursor.path_.push_back(typename Cursor::Step{root_.get(), 0});
+      cursor.Settle();
+    }
+    return cursor;
+  }
+  // The first item whose key is >= key.
+  Cursor LowerBound(std::string_view key) const {
+    Cursor cursor;
+    const Node* node = root_.get();
+    if (node == nullptr) return cursor;
+    while (!node->leaf) {
+      const std::size_t index = ChildIndex(*node, key);
+      cursor.path_.push_back(typename Cursor::Step{node, index});
+      node = node->children[index].get();
+    }
+    cursor.path_.push_back(typename Cursor::Step{node, LeafPosition(*node, key)});
+    cursor.Settle();
+    return cursor;
+  }
+
+  // Builds a map in O(n) from items appended in strictly increasing key order
+  // (snapshot restore). Append refuses an out-of-order or duplicate key.
+  class Builder {
+   public:
+    bool Append(std::string key, V value) {
+      if (!items_.empty() && !(items_.back()->key < key)) return false;
+      items_.push_back(std::make_shared<Item>(std::move(key), std::move(value)));
+      return true;
+    }
+    std::size_t size() const { return items_.size(); }
+    const std::string* last_key() const { return items_.empty() ? nullptr : &items_.back()->key; }
+
+    PersistentMap Finish() && {
+      PersistentMap map;
+      map.size_ = items_.size();
+      if (items_.empty()) return map;
+      // Level 0: leaves, each with its smallest key; then internal levels
+      // until one node is left. Nodes of a level are filled evenly.
+      std::vector<std::pair<NodePtr, std::string>> level;
+      const std::size_t leaves = (items_.size() + kBuildFill - 1) / kBuildFill;
+      for (std::size_t i = 0, begin = 0; i < leaves; ++i) {
+        const std::size_t end = items_.size() * (i + 1) / leaves;
+        auto leaf = std::make_shared<Node>();
+        leaf->items.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(begin)),
+                           std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(end)));
+        std::string first = leaf->items.front()->key;
+        level.emplace_back(std::move(leaf), std::move(first));
+        begin = end;
+      }
+      items_.clear();
+      while (level.size() > 1) {
+        std::vector<std::pair<NodePtr, std::string>> parents;
+        const std::size_t count = (level.size() + kBuildFill - 1) / kBuildFill;
+        for (std::size_t i = 0, begin = 0; i < count; ++i) {
+          const std::size_t end = level.size() * (i + 1) / count;
+          auto parent = std::make_shared<Node>();
+          parent->leaf = false;
+          for (std::size_t c = begin; c < end; ++c) {
+            if (c > begin) parent->separators.push_back(level[c].second);
+            parent->children.push_back(std::move(level[c].first));
+          }
+          parents.emplace_back(std::move(parent), std::move(level[begin].second));
+          begin = end;
+        }
+        level = std::move(parents);
+      }
+      map.root_ = std::move(level.front().first);
+      return map;
+    }
+
+   private:
+    std::vector<ItemPtr> items_;
+  };
+
+  // Test support: checks the structural invariants (sorted unique keys,
+  // separators bound their subtrees, node sizes, size()). Returns "" or what broke.
+  std::string CheckInvariants() const {
+    if (!root_) return size_ == 0 ? "" : "null root with non-zero size";
+    std::size_t count = 0;
+    const std::string* previous = nullptr;
+    std::string error = CheckNode(*root_, nullptr, nullptr, previous, count);
+    if (!error.empty()) return error;
+    if (count != size_) return "size() is " + std::to_string(size_) + " but the tree holds " + std::to_string(count);
+    return "";
+  }
+
+ private:
+  struct Split {
+    NodePtr right;          // new right sibling, or null
+    std::string separator;  // smallest key of right's subtree
+  };
+
+  static std::size_t ChildIndex(const Node& node, std::string_view key) {
+    // Number of separators <= key.
+    auto it = std::upper_bound(node.separators.begin(), node.separators.end(), key,
+                               [](std::string_view k, const std::string& sep) { return k < sep; });
+    return static_cast<std::size_t>(it - node.separators.begin());
+  }
+  static std::size_t LeafPosition(const Node& node, std::string_view key) {
+    auto it = std::lower_bound(node.items.begin(), node.items.end(), key,
+                               [](const ItemPtr& item, std::string_view k) { return item->key < k; });
+    return static_cast<std::size_t>(it - node.items.begin());
+  }
+  static std::size_t Fill(const Node& node) { return node.leaf ? node.items.size() : node.children.size(); }
+
+  // Copy-on-write step; the caller has made the holder of `slot` exclusively
+  // owned already (see the header comment for why use_count() == 1 is then
+  // conclusive across threads).
+  static Node& Own(NodePtr& slot) {
+    if (slot.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+    } else {
+      slot = std::make_shared<Node>(*slot);
+    }
+    return *slot;
+  }
+  static void OwnItem(ItemPtr& slot) {
+    if (slot.use_count() == 1) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+    } else {
+      slot = std::make_shared<Item>(*slot);
+    }
+  }
+
+  // `node` is exclusively owned; key is absent. `path` (may be null) is the
+  // route Find recorded; `level` is node's depth.
+  static void InsertInto(Node& node, std::string key, V value, Split& split, const Path* path, std::size_t level) {
+    if (node.leaf) {
+      const std::size_t pos = path != nullptr ? path->position : LeafPosition(node, key);
+      node.items.insert(node.items.begin() + static_cast<std::ptrdiff_t>(pos),
+                        std::make_shared<Item>(std::move(key), std::move(value)));
+      if (node.items.size() > kMaxLeafItems) {
+        auto right = std::make_shared<Node>();
+        const auto mid = node.items.begin() + static_cast<std::ptrdiff_t>(node.items.size() / 2);
+        right->items.assign(std::make_move_iterator(mid), std::make_move_iterator(node.items.end()));
+        node.items.erase(mid, node.items.end());
+        split.separator = right->items.front()->key;
+        split.right = std::move(right);
+      }
+      return;
+    }
+    const std::size_t index = path != nullptr ? path->child[level] : ChildIndex(node, key);
+    Split child_split;
+    InsertInto(Own(node.children[index]), std::move(key), std::move(value), child_split, path, level + 1);
+    if (!child_split.right) return;
+    node.children.insert(node.children.begin() + static_cast<std::ptrdiff_t>(index) + 1, std::move(child_split.right));
+    node.separators.insert(node.separators.begin() + static_cast<std::ptrdiff_t>(index),
+                           std::move(child_split.separator));
+    if (node.children.size() > kMaxChildren) {
+      // Children [0, mid) stay, [mid, n) move right; separators[mid - 1]
+      // (the smallest key of children[mid]) moves up.
+      const std::size_t mid = node.children.size() / 2;
+      auto right = std::make_shared<Node>();
+      right->leaf = false;
+      right->children.assign(std::make_move_iterator(node.children.begin() + static_cast<std::ptrdiff_t>(mid)),
+                             std::make_move_iterator(node.children.end()));
+      right->separators.assign(std::make_move_iterator(node.separators.begin() + static_cast<std::ptrdiff_t>(mid)),
+                               std::make_move_iterator(node.separators.end()));
+      split.separator = std::move(node.separators[mid - 1]);
+      node.children.resize(mid);
+      node.separators.resize(mid - 1);
+      split.right = std::move(right);
+    }
+  }
+
+  // `node` is exclusively owned; key is present in its subtree.
+  static void EraseFrom(Node& node, std::string_view key) {
+    if (node.leaf) {
+      node.items.erase(node.items.begin() + static_cast<std::ptrdiff_t>(LeafPosition(node, key)));
+      return;
+    }
+    const std::size_t index = ChildIndex(node, key);
+    Node& child = Own(node.children[index]);
+    EraseFrom(child, key);
+    if (Fill(child) < kMinFill) MergeWithNeighbour(node, index);
+  }
+
+  // Merges children[index] with a neighbour when both fit in one node. A
+  // separator between them keeps bounding the merged keys from both sides.
+  static void MergeWithNeighbour(Node& parent, std::size_t index) {
+    if (parent.children.size() < 2) return;
+    const std::size_t left = index > 0 ? index - 1 : index;
+    const std::size_t right = left + 1;
+    if (Fill(*parent.children[left]) + Fill(*parent.children[right]) > kMaxChildren) return;
+    static_assert(kMaxChildren == kMaxLeafItems, "the fit check above serves both node kinds");
+    Node& into = Own(parent.children[left]);
+    Node& from = Own(parent.children[right]);
+    if (into.leaf) {
+      into.items.insert(into.items.end(), std::make_move_iterator(from.items.begin()),
+                        std::make_move_iterator(from.items.end()));
+    } else {
+      into.separators.push_back(std::move(parent.separators[left]));
+      into.separators.insert(into.separators.end(), std::make_move_iterator(from.separators.begin()),
+                             std::make_move_iterator(from.separators.end()));
+      into.children.insert(into.children.end(), std::make_move_iterator(from.children.begin()),
+                           std::make_move_iterator(from.children.end()));
+    }
+    parent.children.erase(parent.children.begin() + static_cast<std::ptrdiff_t>(right));
+    parent.separators.erase(parent.separators.begin() + static_cast<std::ptrdiff_t>(left));
+  }
+
+  template <typename Fn>
+  static void ForEachMutableIn(Node& node, Fn& fn) {
+    if (node.leaf) {
+      for (ItemPtr& item : node.items) {
+        OwnItem(item);
+        fn(static_cast<const std::string&>(item->key), item->value);
+      }
+      return;
+    }
+    for (NodePtr& child : node.children) ForEachMutableIn(Own(child), fn);
+  }
+
+  static std::string CheckNode(const Node& node, const std::string* lower, const std::string* upper,
+                               const std::string*& previous, std::size_t& count) {
+    if (node.leaf) {
+      if (node.items.size() > kMaxLeafItems) return "leaf over capacity";
+      for (const ItemPtr& item : node.items) {
+        if (previous != nullptr && !(*previous < item->key)) return "keys not strictly increasing at " + item->key;
+        if (lower != nullptr && item->key < *lower) return "key " + item->key + " below its separator";
+        if (upper != nullptr && !(item->key < *upper)) return "key " + item->key + " not below the next separator";
+        previous = &item->key;
+        ++count;
+      }
+      return "";
+    }
+    if (node.children.empty() || node.children.size() > kMaxChildren) return "internal node size out of range";
+    if (node.separators.size() + 1 != node.children.size()) return "separator count mismatch";
+    for (std::size_t i = 0; i < node.children.size(); ++i) {
+      const std::string* lo = i == 0 ? lower : &node.separators[i - 1];
+      const std::string* hi = i + 1 == node.children.size() ? upper : &node.separators[i];
+      std::string error = CheckNode(*node.children[i], lo, hi, previous, count);
+      if (!error.empty()) return error;
+    }
+    return "";
+  }
+
+  NodePtr root_;
+  std::size_t size_ = 0;
+};
+
+}  // namespace gv::statestore

@@ -1,0 +1,140 @@
+// PersistentMap against std::map: random inserts, updates and erases keep the
+// same contents and the B+-tree invariants, and every copy (view) taken along
+// the way keeps exactly the contents it had when taken, whatever is written
+// to the map or to other copies later.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/prng.h"
+#include "statestore/persistent_map.h"
+
+using gv::Prng;
+using Map = gv::statestore::PersistentMap<std::string>;
+using Model = std::map<std::string, std::string>;
+
+namespace {
+
+std::string KeyOf(std::uint64_t i) { return "key" + std::to_string(i * 7919 % 100003); }
+
+// Contents in order via the cursor; also checks LowerBound at every key.
+Model Contents(const Map& map) {
+  Model out;
+  for (auto cursor = map.Begin(); cursor.valid(); cursor.Next()) out.emplace(cursor.key(), cursor.value());
+  return out;
+}
+
+void CheckSame(const Map& map, const Model& model) {
+  REQUIRE(map.CheckInvariants() == "");
+  REQUIRE(map.size() == model.size());
+  REQUIRE(Contents(map) == model);
+}
+
+}  // namespace
+
+TEST_CASE("persistent map: random operations match std::map; views keep their contents") {
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    CAPTURE(seed);
+    Prng prng(seed);
+    Map map;
+    Model model;
+    std::vector<std::pair<Map, Model>> views;
+    const std::size_t keyspace = seed % 2 == 0 ? 300 : 5000;  // dense churn, and deeper trees
+    for (int step = 0; step < 6000; ++step) {
+      const std::string key = KeyOf(prng.Index(keyspace));
+      const double roll = prng.NextDouble();
+      if (roll < 0.5) {
+        const std::string value = "v" + std::to_string(step);
+        const bool inserted = map.Insert(key, value);
+        REQUIRE(inserted == (model.count(key) == 0));
+        model.emplace(key, value);
+      } else if (roll < 0.75) {
+        std::string* value = map.FindMutable(key);
+        REQUIRE((value != nullptr) == (model.count(key) != 0));
+        if (value != nullptr) {
+          *value = "u" + std::to_string(step);
+          model[key] = *value;
+        }
+      } else {
+        REQUIRE(map.Erase(key) == (model.erase(key) == 1));
+      }
+      const std::string* found = map.Find(key);
+      REQUIRE((found != nullptr) == (model.count(key) != 0));
+      if (found != nullptr) REQUIRE(*found == model[key]);
+      if (prng.Chance(0.01)) views.emplace_back(map, model);  // O(1) copy
+      if (!views.empty() && prng.Chance(0.004)) views.erase(views.begin() + static_cast<long>(prng.Index(views.size())));
+      if (step % 1000 == 999) CheckSame(map, model);
+    }
+    CheckSame(map, model);
+    for (const auto& [view, contents] : views) CheckSame(view, contents);
+    // A view written to itself becomes a separate map; the original is untouched.
+    if (!views.empty()) {
+      Map copy = views.front().first;
+      copy.Insert("zzz-new", "x");
+      CheckSame(views.front().first, views.front().second);
+      REQUIRE(copy.size() == views.front().second.size() + 1);
+    }
+  }
+}
+
+TEST_CASE("persistent map: LowerBound finds the first key at or after any probe") {
+  Prng prng(7);
+  Map map;
+  Model model;
+  for (int i = 0; i < 3000; ++i) {
+    const std::string key = KeyOf(prng.Index(20000));
+    map.Insert(key, key);
+    model.emplace(key, key);
+  }
+  for (int i = 0; i < 2000; ++i) {
+    const std::string probe = KeyOf(prng.Index(20000)) + (prng.Chance(0.5) ? "" : "!");
+    auto expected = model.lower_bound(probe);
+    auto cursor = map.LowerBound(probe);
+    REQUIRE(cursor.valid() == (expected != model.end()));
+    if (cursor.valid()) REQUIRE(cursor.key() == expected->first);
+  }
+  REQUIRE_FALSE(map.LowerBound("zzzz").valid());
+  REQUIRE(map.LowerBound("").key() == model.begin()->first);
+}
+
+TEST_CASE("persistent map: the builder makes a valid tree in order and refuses disorder") {
+  for (std::size_t n : {0u, 1u, 47u, 48u, 49u, 2304u, 2305u, 100000u}) {
+    CAPTURE(n);
+    Map::Builder builder;
+    Model model;
+    for (std::size_t i = 0; i < n; ++i) {
+      char key[32];
+      std::snprintf(key, sizeof(key), "b%09zu", i);
+      REQUIRE(builder.Append(key, std::to_string(i)));
+      model.emplace(key, std::to_string(i));
+    }
+    if (n > 0) {
+      REQUIRE_FALSE(builder.Append(*builder.last_key(), "duplicate"));
+      REQUIRE_FALSE(builder.Append("a", "before the first"));
+    }
+    Map map = std::move(builder).Finish();
+    CheckSame(map, model);
+    // Writes after a bulk load keep the invariants (splits of full nodes, merges).
+    for (std::size_t i = 0; i < n; i += 3) {
+      char key[32];
+      std::snprintf(key, sizeof(key), "b%09zu", i);
+      REQUIRE(map.Erase(key));
+      model.erase(key);
+      REQUIRE(map.Insert(std::string(key) + "x", "x"));
+      model.emplace(std::string(key) + "x", "x");
+    }
+    CheckSame(map, model);
+  }
+}
+
+TEST_CASE("persistent map: ForEachMutable leaves views untouched") {
+  Map map;
+  for (int i = 0; i < 500; ++i) map.Insert(KeyOf(static_cast<std::uint64_t>(i)), "old");
+  const Map view = map;
+  map.ForEachMutable([](const std::string&, std::string& value) { value = "new"; });
+  for (auto cursor = view.Begin(); cursor.valid(); cursor.Next()) REQUIRE(cursor.value() == "old");
+  for (auto cursor = map.Begin(); cursor.valid(); cursor.Next()) REQUIRE(cursor.value() == "new");
+  REQUIRE(map.CheckInvariants() == "");
+}
