@@ -205,7 +205,8 @@ void Plumtree::OnBroadcast(const BroadcastRequest& request, TimePoint now, Outbo
   }
   if (seen_.Contains(request.id)) return;  // the id was already used: never deliver twice
   ++stats_.broadcasts;
-  AcceptFirstCopy(request.id, request.payload, OwnOriginTreeDue(now), 0, self_, now, out);
+  const bool origin_tree = !request.background && OwnOriginTreeDue(now);
+  AcceptFirstCopy(request.id, request.payload, origin_tree, 0, self_, now, out);
 }
 
 void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox& out) {

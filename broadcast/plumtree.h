@@ -122,7 +122,15 @@ struct Timer {
 struct NeighborUp { NodeId peer; };
 struct NeighborDown { NodeId peer; };
 struct MessageReceived { NodeId from; Message message; };
-struct BroadcastRequest { MessageId id; std::string payload; };  // caller picks the id (origin=self, seq)
+// The caller picks the id (origin=self, seq). background: periodic
+// bookkeeping (overlay records) that always travels on the shared tree and
+// does not count toward this node's burst, so it never makes the node a
+// frequent origin with a tree of its own (see the top of this file).
+struct BroadcastRequest {
+  MessageId id;
+  std::string payload;
+  bool background = false;
+};
 struct TimerFired { Timer timer; };
 using InEvent = std::variant<NeighborUp, NeighborDown, MessageReceived, BroadcastRequest, TimerFired>;
 

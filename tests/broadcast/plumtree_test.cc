@@ -455,6 +455,27 @@ TEST_CASE("origin trees: a frequent origin flags its GOSSIPs and gets its own tr
   CHECK(f.tree.stats().origin_trees_evicted == 1);
 }
 
+TEST_CASE("origin trees: background broadcasts neither count toward a burst nor use the origin's tree") {
+  PlumtreeConfig config;
+  config.origin_tree_min_broadcasts = 2;
+  Fixture f(config);
+  // Background broadcasts in quick succession stay on the shared tree.
+  f.Feed(BroadcastRequest{Id(1, 1), "r1", true}, At(0));
+  f.Feed(BroadcastRequest{Id(1, 2), "r2", true}, At(10));
+  f.Feed(BroadcastRequest{Id(1, 3), "r3", true}, At(20));
+  CHECK(f.tree.origin_trees() == 0);
+  CHECK(std::get<Gossip>(std::get<SendMessage>(f.out.events[1]).message).origin_tree == false);
+  // They did not count: the first ordinary broadcast starts the burst, the second completes it.
+  f.Feed(BroadcastRequest{Id(1, 4), "a"}, At(30));
+  CHECK(f.tree.origin_trees() == 0);
+  f.Feed(BroadcastRequest{Id(1, 5), "b"}, At(40));
+  CHECK(f.tree.origin_trees() == 1);
+  CHECK(std::get<Gossip>(std::get<SendMessage>(f.out.events[1]).message).origin_tree == true);
+  // A background broadcast from an origin with a tree still takes the shared tree.
+  f.Feed(BroadcastRequest{Id(1, 6), "r4", true}, At(50));
+  CHECK(std::get<Gossip>(std::get<SendMessage>(f.out.events[1]).message).origin_tree == false);
+}
+
 TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; PRUNE/GRAFT name the origin") {
   PlumtreeConfig config;
   config.origin_hop_optimization_threshold = 2;
