@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/overloaded.h"
+#include "daemon/json_views.h"
 #include "daemon/prometheus.h"
 #include "fs/posix_file_system.h"
 #include "wire/delta_codec.h"
@@ -52,18 +53,10 @@ std::uint64_t RandomU64() {
   return value;
 }
 
-json IdList(const std::vector<NodeId>& ids) {
-  json out = json::array();
-  for (NodeId id : ids) out.push_back(id.ToString());
-  return out;
-}
-
-json IdList(const std::set<NodeId>& ids) { return IdList(std::vector<NodeId>(ids.begin(), ids.end())); }
-
-json VectorJson(const statestore::VersionVector& vv) {
-  json out = json::object();
-  for (const auto& [node, seq] : vv) out[node.ToString()] = seq;
-  return out;
+// The origin's counter in an applied vector (0 when absent).
+std::uint64_t AppliedSeq(const statestore::VersionVector& applied, NodeId origin) {
+  auto it = applied.find(origin);
+  return it == applied.end() ? 0 : it->second;
 }
 
 }  // namespace
@@ -182,11 +175,15 @@ Status Agent::Open() {
                  report.cut_bytes, report.cut_reason);
   }
 
+  own_seq_handed_off_ = AppliedSeq(store_->Applied(), self_);  // everything recovered is durable
   wal_writer_ = std::make_unique<WalWriter>(loop_, *wal_);
   kv_ = std::make_unique<KvService>(
       loop_, *store_, *wal_writer_, [] { return WallMs(); },
       [this](const statestore::Delta& delta, const std::string& encoded) {
         RememberDelta(delta, encoded);
+        own_seq_handed_off_ = std::max(own_seq_handed_off_, delta.seq);
+        applied_changed_ = true;
+        if (ui_) ui_->OnApplied({statestore::DeltaId{self_, delta.seq}}, &delta);
         Post(broadcast::BroadcastRequest{broadcast::MessageId{self_, delta.seq}, encoded});
         if (snapshot_) snapshot_->OnDeltasApplied(1);
       });
@@ -240,9 +237,18 @@ Status Agent::Open() {
     if (transport_) transport_->Send(peer, wire::LocatorState{std::move(data)});
   };
   locator_host.wall_ms = [] { return WallMs(); };
+  locator_host.on_member_changed = [this](NodeId node, const membership::MemberRecord* member) {
+    if (ui_) ui_->OnMemberChanged(node, member);
+  };
   locator_ = std::make_unique<Locator>(loop_, std::move(locator_host), options_.locator);
   locator_->RegisterRoutes(*http_);
   RegisterRoutes();
+  ui_ = std::make_unique<UiService>(
+      loop_,
+      UiHost{self_, [this] { return TopologyJson(); }, [this] { return StatusJson(false); },
+             [this]() -> const membership::MemberList& { return locator_->members(); },
+             [this] { return LocalRecord(); }});
+  ui_->RegisterRoutes(*http_);
 
   membership::HyParViewConfig hyparview_config = options_.hyparview;
   hyparview_ = std::make_unique<membership::HyParView>(self_, hyparview_config, rng_.Fork());
@@ -377,6 +383,13 @@ void Agent::RunMembership(const membership::InEvent& event) {
 void Agent::RunBroadcast(const broadcast::InEvent& event) {
   broadcast::Outbox out;
   plumtree_->handle(event, Now(), out);
+  // A GRAFT or PRUNE (or a neighbour change) reshaped the tree: publish it,
+  // rate-limited like view changes, so other nodes' web UIs see it.
+  if (plumtree_->eager_peers() != last_eager_ || plumtree_->lazy_peers() != last_lazy_) {
+    last_eager_ = plumtree_->eager_peers();
+    last_lazy_ = plumtree_->lazy_peers();
+    views_changed_ = true;
+  }
   for (broadcast::OutEvent& output : out.events) {
     std::visit(Overloaded{
                    [this](broadcast::SendMessage& m) {
@@ -498,6 +511,41 @@ void Agent::MaybeJoin() {
   }
 }
 
+void Agent::RejoinIfIsolated(std::uint64_t now_ms) {
+  if (!joined_ || shutting_down_ || !hyparview_->active_view().empty() || !hyparview_->passive_view().empty()) {
+    isolated_since_ms_ = 0;
+    return;
+  }
+  if (isolated_since_ms_ == 0) {
+    isolated_since_ms_ = now_ms;
+    last_seed_attempt_ms_ = now_ms;
+    return;
+  }
+  if (now_ms - last_seed_attempt_ms_ < options_.seed_retry_interval_ms) return;
+  last_seed_attempt_ms_ = now_ms;
+  std::vector<NodeId> contacts;
+  for (const auto& [address, node] : seeds_) {
+    if (node) {
+      contacts.push_back(*node);
+    } else if (seeds_dialing_.insert(address).second) {
+      transport_->DialSeed(address);  // identified (or failed) later; offered next round
+    }
+  }
+  std::vector<NodeId> members;
+  for (const auto& [id, member] : locator_->members().members()) {
+    if (id != self_ && member.status == membership::MemberStatus::kAlive && transport_->AddressOf(id)) {
+      members.push_back(id);
+    }
+  }
+  rng_.Shuffle(members);
+  contacts.insert(contacts.end(), members.begin(), members.end());
+  if (contacts.empty()) return;
+  ++rejoins_;
+  spdlog::warn("isolated for {} ms (no active or passive peer): re-joining through {} seed(s) and known members",
+               now_ms - isolated_since_ms_, contacts.size());
+  Post(membership::InEvent{membership::JoinRequest{std::move(contacts)}});
+}
+
 void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
   seeds_dialing_.erase(address);
   auto it = seeds_.find(address);
@@ -562,6 +610,8 @@ void Agent::ApplyRemoteDelta(std::string encoded, bool from_sync) {
       break;
     case statestore::ApplyStatus::kApplied:
       metrics_.deltas_applied += result.applied.size();
+      applied_changed_ = true;
+      if (ui_) ui_->OnApplied(result.applied, &*delta);
       if (from_sync) metrics_.antientropy_deltas += result.applied.size();
       last_contact_wall_ms_ = WallMs();
       snapshot_->OnDeltasApplied(result.applied.size());
@@ -630,10 +680,14 @@ void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
   if (request.away_ms > config_.tombstone_gc_ms) {
     why_snapshot = "it was away " + std::to_string(request.away_ms / 1000) + " s, longer than --tombstone-gc";
   }
-  for (const auto& [origin, ours] : store_->Applied()) {
+  for (const auto& [origin, applied] : store_->Applied()) {
     if (!why_snapshot.empty()) break;
     auto have_it = request.applied.find(origin);
     const std::uint64_t have = have_it == request.applied.end() ? 0 : have_it->second;
+    // Our own seqs above own_seq_handed_off_ are applied here but still on
+    // their way through the WAL: not in the tail yet, and broadcast once
+    // durable. A peer lacking only those is not behind the tail.
+    const std::uint64_t ours = origin == self_ ? std::min(applied, own_seq_handed_off_) : applied;
     if (have >= ours) continue;
     // Every seq have+1..ours must be in the tail (it can have holes: evicted
     // out of order, or older seqs kept across a snapshot install).
@@ -730,6 +784,8 @@ Status Agent::CheckSnapshotInstall(const statestore::VersionVector& snapshot_app
 void Agent::OnSnapshotInstalled(const std::string& source) {
   last_contact_wall_ms_ = WallMs();
   stale_ = false;
+  // Own seqs the snapshot brought are on disk in it (a local snapshot follows).
+  own_seq_handed_off_ = std::max(own_seq_handed_off_, AppliedSeq(store_->Applied(), self_));
   // The snapshot may predate deltas this node already had (its own newest
   // writes above all): they are in the tail and the WAL, so apply them again.
   std::uint64_t reapplied = 0;
@@ -760,6 +816,7 @@ void Agent::Housekeeping() {
   const std::uint64_t now = uv_now(loop_);
   snapshot_->Housekeeping(now);
   if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
+  RejoinIfIsolated(now);
 
   // A gap Plumtree did not fill within gap_timeout_ms is asked of a peer.
   if (store_->HeldBackCount() > 0) {
@@ -790,11 +847,15 @@ void Agent::Housekeeping() {
     store_->CollectGarbage(WallMs());
   }
   if (now - last_record_ms_ >= options_.overlay_record_interval_ms ||
-      (views_changed_ && now - last_record_ms_ >= options_.overlay_record_min_gap_ms)) {
+      (views_changed_ && now - last_record_ms_ >= options_.overlay_record_min_gap_ms) ||
+      (applied_changed_ &&
+       now - last_record_ms_ >= std::max<std::uint64_t>(options_.overlay_record_min_gap_ms,
+                                                        options_.applied_record_gap_per_node_ms * records_.size()))) {
     PublishRecord(/*left=*/false);
   }
   for (auto it = records_.begin(); it != records_.end();) {
     if (now - it->second.second > options_.overlay_record_expiry_ms) {
+      if (ui_) ui_->OnRecordLeft(it->first);
       it = records_.erase(it);
     } else {
       ++it;
@@ -823,11 +884,13 @@ wire::OverlayRecord Agent::LocalRecord() const {
 void Agent::PublishRecord(bool left) {
   last_record_ms_ = uv_now(loop_);
   views_changed_ = false;
+  applied_changed_ = false;
   record_seq_ = std::max(record_seq_ + 1, WallMs());
   wire::OverlayRecord record = LocalRecord();
   record.left = left;
   Post(broadcast::InEvent{
-      broadcast::BroadcastRequest{broadcast::MessageId{self_, kRecordIdBit | record_seq_}, wire::EncodeOverlayRecord(record)}});
+      broadcast::BroadcastRequest{broadcast::MessageId{self_, kRecordIdBit | record_seq_}, wire::EncodeOverlayRecord(record),
+                                  /*background=*/true}});
 }
 
 void Agent::OnOverlayRecord(std::string_view payload, NodeId origin) {
@@ -852,6 +915,7 @@ void Agent::OnOverlayRecord(std::string_view payload, NodeId origin) {
   if (record->left) {
     spdlog::info("{} ({}) left the cluster", record->name, record->node.ToString());
     records_.erase(record->node);
+    if (ui_) ui_->OnRecordLeft(record->node);
     return;
   }
   // The node's own Hello is the authority on its address: a record only
@@ -860,6 +924,7 @@ void Agent::OnOverlayRecord(std::string_view payload, NodeId origin) {
   if (it == records_.end() && records_.size() >= options_.max_overlay_records) return;
   const NodeId node = record->node;
   records_[node] = {std::move(*record), uv_now(loop_)};
+  if (ui_) ui_->OnRecord(records_[node].first, 0);
 }
 
 // ------------------------------------------------------------------ HTTP
@@ -887,14 +952,14 @@ std::string Agent::StatusJson(bool with_digest) const {
   out["cluster"] = config_.raw.cluster;
   out["address"] = config_.advertise.ToString();
   out["http"] = config_.http.ToString();
-  out["applied"] = VectorJson(store_->Applied());
+  out["applied"] = VersionVectorJson(store_->Applied());
   out["key_count"] = store_->KeyCount();
   out["index"] = store_->Index();
   out["held_back"] = store_->HeldBackCount();
-  out["active"] = IdList(hyparview_->active_view());
-  out["passive"] = IdList(hyparview_->passive_view());
-  out["eager"] = IdList(plumtree_->eager_peers());
-  out["lazy"] = IdList(plumtree_->lazy_peers());
+  out["active"] = NodeIdsJson(hyparview_->active_view());
+  out["passive"] = NodeIdsJson(hyparview_->passive_view());
+  out["eager"] = NodeIdsJson(plumtree_->eager_peers());
+  out["lazy"] = NodeIdsJson(plumtree_->lazy_peers());
   if (with_digest) out["digest"] = statestore::DigestHex(store_->Digest());
   const wal::WalStats wal = wal_->stats();
   out["wal"] = {{"durability", wal::DurabilityName(config_.durability)},
@@ -917,18 +982,7 @@ std::string Agent::TopologyJson() const {
   json edges = json::array();
   const std::uint64_t now = uv_now(loop_);
   auto add = [&](const wire::OverlayRecord& record, std::uint64_t age_ms) {
-    nodes.push_back({{"id", record.node.ToString()},
-                     {"name", record.name},
-                     {"address", record.address},
-                     {"http", record.http},
-                     {"active", IdList(record.active)},
-                     {"passive", IdList(record.passive)},
-                     {"eager", IdList(record.eager)},
-                     {"lazy", IdList(record.lazy)},
-                     {"applied", VectorJson(record.applied)},
-                     {"key_count", record.key_count},
-                     {"age_ms", age_ms},
-                     {"self", record.node == self_}});
+    nodes.push_back(OverlayRecordJson(record, age_ms, record.node == self_));
     auto edges_of = [&](const std::vector<NodeId>& peers, const char* kind) {
       for (NodeId peer : peers) edges.push_back({{"from", record.node.ToString()}, {"to", peer.ToString()}, {"kind", kind}});
     };
@@ -988,6 +1042,9 @@ std::string Agent::MetricsText() const {
   w.Counter("grapevine_membership_shuffles_sent_total", "SHUFFLE walks started", static_cast<double>(hv.shuffles_sent));
   w.Counter("grapevine_membership_rejoins_total", "JOINs sent because the node was isolated",
             static_cast<double>(hv.rejoins));
+  w.Counter("grapevine_membership_isolated_rejoins_total",
+            "Times an isolated agent offered HyParView its seeds and the alive members it knows",
+            static_cast<double>(rejoins_));
 
   const broadcast::PlumtreeStats& pt = plumtree_->stats();
   w.Counter("grapevine_broadcast_deliveries_total", "Broadcast payloads delivered (own included)",
@@ -1081,6 +1138,10 @@ void Agent::Shutdown(std::function<void()> on_done) {
   if (kv_) {
     ++closing_components_;
     kv_->Close([this] { ComponentClosed(); });
+  }
+  if (ui_) {
+    ++closing_components_;
+    ui_->Close([this] { ComponentClosed(); });
   }
   if (snapshot_) {
     ++closing_components_;

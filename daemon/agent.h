@@ -63,6 +63,7 @@
 #include "wire/overlay_record.h"
 #include "daemon/peer_transport.h"
 #include "daemon/snapshot_service.h"
+#include "daemon/ui_service.h"
 #include "daemon/wal_writer.h"
 #include "fs/file_system.h"
 #include "membership/hyparview.h"
@@ -81,6 +82,10 @@ struct AgentOptions {
   // (10 s) would make every node a "frequent origin" with a tree of its own.
   std::uint64_t overlay_record_interval_ms = 15000;
   std::uint64_t overlay_record_min_gap_ms = 2000;  // after a view change
+  // After the applied vector changed (so the web UI can count the agents that
+  // have a write): at most one record per max(overlay_record_min_gap_ms, this
+  // x known nodes), i.e. about 100 records/s cluster-wide under constant writes.
+  std::uint64_t applied_record_gap_per_node_ms = 10;
   std::uint64_t overlay_record_expiry_ms = 60000;
   std::uint64_t seed_retry_interval_ms = 2000;
   std::uint64_t max_sync_reply_bytes = 4u << 20;
@@ -159,6 +164,10 @@ class Agent {
   void OnSeedIdentified(const std::string& address, NodeId node);
   void OnSeedFailed(const std::string& address, const Status& why);
   void MaybeJoin();
+  // Joined, but with no active and no passive peer: HyParView re-joins only
+  // through the seeds it was given, which may all be gone. Offer it every
+  // identified seed and the alive members whose address we know.
+  void RejoinIfIsolated(std::uint64_t now_ms);
 
   // ---- state ----
   void OnDeliver(const broadcast::Deliver& deliver);
@@ -203,6 +212,7 @@ class Agent {
   std::unique_ptr<KvService> kv_;
   std::unique_ptr<SnapshotService> snapshot_;
   std::unique_ptr<Locator> locator_;
+  std::unique_ptr<UiService> ui_;  // /ui/ and /v1/events
   std::unique_ptr<dns::Lookup> dns_lookup_;  // over locator_ and store_; outlives dns_
   std::unique_ptr<dns::DnsServer> dns_;
   std::uint64_t locator_seq_ = 0;  // member/service broadcast ids (with kLocatorIdBit)
@@ -227,6 +237,8 @@ class Agent {
   std::uint64_t seed_refusals_ = 0;
   bool joined_ = false;
   std::uint64_t last_seed_attempt_ms_ = 0;
+  std::uint64_t isolated_since_ms_ = 0;  // 0: not isolated
+  std::uint64_t rejoins_ = 0;            // JoinRequests posted by RejoinIfIsolated
 
   // Recent encoded deltas for catch-up, per origin by seq, evicted oldest first.
   std::map<NodeId, std::map<std::uint64_t, TailEntry>> tail_;
@@ -245,6 +257,11 @@ class Agent {
   // snapshot installed replaces the state instead of merging into it.
   bool stale_ = false;
   bool views_changed_ = false;
+  bool applied_changed_ = false;        // since the last record published
+  // The highest own seq that is durable and handed to the broadcast and the
+  // catch-up tail; local writes above it are applied but still in the WAL.
+  std::uint64_t own_seq_handed_off_ = 0;
+  std::set<NodeId> last_eager_, last_lazy_;  // Plumtree's sets at the last check (GRAFT/PRUNE)
   std::uint64_t record_seq_ = 0;
   std::map<NodeId, std::pair<wire::OverlayRecord, std::uint64_t>> records_;  // id -> (record, received at ms)
 

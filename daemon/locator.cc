@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "daemon/http/url.h"
+#include "daemon/json_views.h"
 #include "daemon/net_address.h"
 #include "wire/member_record.h"
 #include "wire/overlay_record.h"
@@ -43,17 +44,6 @@ Response FromStatus(const Status& status) {
 bool IsIpLiteral(const std::string& text) {
   unsigned char buf[sizeof(in6_addr)];
   return inet_pton(AF_INET, text.c_str(), buf) == 1 || inet_pton(AF_INET6, text.c_str(), buf) == 1;
-}
-
-json MemberJson(const MemberRecord& m) {
-  return json{{"name", m.name},
-              {"id", m.node.ToString()},
-              {"address", m.address},
-              {"status", membership::MemberStatusName(m.status)},
-              {"tags", m.tags},
-              {"incarnation", m.incarnation},
-              {"http", m.http},
-              {"dns", m.dns}};
 }
 
 // A registration body: {"id","name","address","port","tags":[],"meta":{},"ttl":"10s"}.
@@ -337,6 +327,7 @@ void Locator::OnMemberChanges(const std::vector<membership::MemberChange>& chang
     const MemberRecord* member = members_->Find(change.node);
     catalog_->OwnerChanged(change.node, member);
     if (change.before == change.after) continue;
+    if (host_.on_member_changed) host_.on_member_changed(change.node, member);
     const std::string name = member != nullptr ? member->name : change.node.ToString();
     const char* after = change.after ? membership::MemberStatusName(*change.after) : "reaped";
     if (change.after == MemberStatus::kFailed || change.after == MemberStatus::kSuspect) {

@@ -50,6 +50,8 @@ struct LocatorHost {
   std::function<void(std::string payload)> broadcast;               // a Plumtree broadcast from this node
   std::function<void(NodeId peer, std::string data)> send_to_peer;  // one LocatorState message
   std::function<std::uint64_t()> wall_ms;
+  // Optional: a member's status changed (member null: reaped). The web UI's event stream.
+  std::function<void(NodeId node, const membership::MemberRecord* member)> on_member_changed;
 };
 
 struct LocatorOptions {

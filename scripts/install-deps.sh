@@ -11,8 +11,14 @@ build_pkgs=(
   libuv1-dev libflatbuffers-dev flatbuffers-compiler libspdlog-dev doctest-dev
   libh2o-dev nlohmann-json3-dev libsodium-dev libcli11-dev libtomlplusplus-dev libldns-dev
 )
-# make test: dig (bind9-dnsutils) asks the agents' DNS endpoint.
-test_pkgs=(bind9-dnsutils)
+# The web UI's packages (viz/package-lock.json) are installed with `npm ci` at
+# build time: Debian's nodejs and npm, unless an npm is already on PATH.
+if ! command -v npm >/dev/null 2>&1; then
+  build_pkgs+=(nodejs npm)
+fi
+# make test: dig (bind9-dnsutils) asks the agents' DNS endpoint; the web UI's
+# browser test drives Debian's chromium (headless) with playwright-core.
+test_pkgs=(bind9-dnsutils chromium)
 # make bench-cluster: wrk drives the HTTP GET figure, serf is the gossip reference.
 bench_pkgs=(wrk serf)
 
