@@ -797,7 +797,7 @@ void Agent::OnSnapshotInstalled(const std::string& source) {
       if (result.status == statestore::ApplyStatus::kApplied) reapplied += result.applied.size();
     }
   }
-  spdlog::info("state replaced by a snapshot from {}: {} keys; {} newer deltas of the catch-up tail applied again",
+  spdlog::info("state taken from a snapshot from {}: {} keys; {} newer deltas of the catch-up tail applied again",
                source, store_->KeyCount(), reapplied);
   kv_->NotifyReplaced();
   gap_seen_since_ms_ = 0;

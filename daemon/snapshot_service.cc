@@ -363,7 +363,7 @@ Status SnapshotService::Install(statestore::LoadedSnapshot loaded, const std::st
     if (host_.check_install) GV_RETURN_IF_ERROR(host_.check_install(loaded.applied));
     GV_RETURN_IF_ERROR(host_.store->Install(std::move(loaded), /*keep_local_indexes=*/false));
   } else {
-    GV_RETURN_IF_ERROR(host_.store->MergeSnapshot(loaded));
+    GV_RETURN_IF_ERROR(host_.store->MergeSnapshot(std::move(loaded)));
   }
   metrics_.last_snapshot_entries = meta.entry_count;
   spdlog::info("{} a snapshot from {}: {} entries covering {}", replace ? "installed (replacing the state)" : "merged",

@@ -418,7 +418,7 @@ Status Store::Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyR
   return InstallEntries(snapshot, std::move(entries), keep_local_indexes, released);
 }
 
-Status Store::MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* released) {
+Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
   for (const auto& [node, counter] : snapshot.applied) {
     if (!node.valid() || counter == 0) {
       return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(snapshot.applied));
@@ -432,6 +432,28 @@ Status Store::MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* release
   ApplyResult local_result;
   ApplyResult& result = released != nullptr ? *released : local_result;
   result.status = ApplyStatus::kApplied;
+  // Changed keys are reported only to a caller that asks: a catch-up merges
+  // a million keys, and the agent resets its watchers instead.
+  auto note_changed = [&](const std::string& key) {
+    if (released != nullptr) result.changed[key] = candidate_index;
+  };
+  if (keys_.empty()) {
+    // Nothing to merge with: every entry is new. Take the tree whole (we own
+    // it, so the stamping below changes it in place) instead of inserting
+    // key by key — the same result, several times faster.
+    KeyMap entries = std::move(snapshot.entries);
+    std::size_t live = 0;
+    entries.ForEachMutable([&](const std::string& key, KeyEntry& entry) {
+      entry.modify_index = candidate_index;
+      entry.create_index = entry.tombstone ? 0 : candidate_index;
+      if (!entry.tombstone) ++live;
+      note_changed(key);
+    });
+    changed_any = !entries.empty();
+    keys_ = std::move(entries);
+    live_keys_ = live;
+  }
+  // Empty after the fast path (moved from), so this loop then does nothing.
   for (auto cursor = snapshot.entries.Begin(); cursor.valid(); cursor.Next()) {
     const std::string& key = cursor.key();
     const KeyEntry& theirs = cursor.value();
@@ -443,7 +465,7 @@ Status Store::MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* release
       fresh.create_index = fresh.tombstone ? 0 : candidate_index;
       if (!fresh.tombstone) ++live_keys_;
       keys_.InsertAt(path, key, std::move(fresh));
-      result.changed[key] = candidate_index;
+      note_changed(key);
       changed_any = true;
       continue;
     }
@@ -479,7 +501,7 @@ Status Store::MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* release
     } else if (!is_live && was_live) {
       --live_keys_;
     }
-    result.changed[key] = candidate_index;
+    note_changed(key);
     changed_any = true;
   }
   for (const auto& [node, counter] : snapshot.applied) {

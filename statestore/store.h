@@ -284,7 +284,9 @@ class Store {
   // a node away longer than tombstone_gc: a key deleted there and collected in
   // the snapshot would survive here (Install then).
   // InvalidArgument (state unchanged) for a non-canonical vector or an HLC beyond 48 bits.
-  Status MergeSnapshot(const LoadedSnapshot& snapshot, ApplyResult* released = nullptr);
+  // *released (when given) gets the changed keys and the held-back deltas
+  // released; without it the changed keys are not collected.
+  Status MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released = nullptr);
   Status Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyResult* released = nullptr);
 
  private:

@@ -322,6 +322,75 @@ TEST_CASE("merge: a snapshot merged into a store equals applying the union of bo
   }
 }
 
+TEST_CASE("merge: into an empty store (the whole tree taken) equals the key-by-key merge") {
+  DeltaSource source(13, 4, 300);
+  Store peer(NodeId(50), StoreLimits{});
+  std::vector<Delta> deltas;
+  for (int i = 0; i < 400; ++i) {
+    deltas.push_back(source.Next());
+    peer.Apply(deltas.back(), source.wall_ms());
+  }
+  const StoreView view = peer.Capture();
+  const NodeId origin = deltas.back().origin;
+  const std::uint64_t covered = view.applied().at(origin);
+  Delta next = deltas.back();  // the origin's next delta, held back until the merge
+  next.seq = covered + 1;
+  next.hlc.wall_ms += 10;
+  for (Op& op : next.ops) {
+    const KeyEntry* current = view.Find(op.key);
+    op.vv = current != nullptr ? current->vv : VersionVector{};
+    op.vv[origin] = next.seq;
+  }
+
+  const EntryList view_before = CopyEntries(view);
+  // The fast path: no keys yet, one held-back delta.
+  Store empty(NodeId(60), StoreLimits{});
+  REQUIRE(empty.Apply(next, source.wall_ms()).status == ApplyStatus::kHeldBack);
+  ApplyResult released;
+  REQUIRE(empty.MergeSnapshot(ToLoaded(view), &released).ok());
+  // The reference: the same merge key by key, into a store holding one key
+  // the snapshot also has (so the fast path cannot run) — with the same
+  // entry, so the merged state is the same.
+  Store keyed(NodeId(61), StoreLimits{});
+  for (const Delta& d : deltas) {
+    if (d.origin != deltas[0].origin || d.seq != 1) continue;
+    REQUIRE(keyed.Apply(d, source.wall_ms()).status == ApplyStatus::kApplied);
+  }
+  REQUIRE(keyed.KeyCount() > 0);
+  REQUIRE(keyed.MergeSnapshot(ToLoaded(view)).ok());
+  REQUIRE(keyed.Apply(next, source.wall_ms()).status == ApplyStatus::kApplied);
+
+  peer.Apply(next, source.wall_ms());
+  CHECK(empty.Digest() == peer.Digest());
+  CHECK(empty.Digest() == keyed.Digest());
+  CHECK(empty.Applied() == peer.Applied());
+  CHECK(empty.KeyCount() == peer.KeyCount());
+  CHECK(empty.HeldBackCount() == 0);
+  CHECK(released.applied == std::vector<DeltaId>{DeltaId{origin, covered + 1}});
+  // Every key of the snapshot is reported changed, at the merge's index or later.
+  std::size_t entries = 0;
+  view.VisitAll([&](std::string_view key, const KeyEntry&) {
+    ++entries;
+    CHECK(released.changed.count(std::string(key)) == 1);
+    return true;
+  });
+  CHECK(released.changed.size() == entries);
+  empty.VisitAll([&](std::string_view, const KeyEntry& entry) {
+    CHECK(entry.modify_index >= 1);
+    CHECK(entry.modify_index <= empty.Index());
+    if (entry.tombstone) {
+      CHECK(entry.create_index == 0);
+    } else {
+      CHECK(entry.create_index >= 1);
+      CHECK(entry.create_index <= entry.modify_index);
+    }
+    return true;
+  });
+  // The captured view shares the tree the merge took: stamping indexes must
+  // have copied what it changed, leaving the view as it was.
+  CHECK(SameEntries(CopyEntries(view), view_before));
+}
+
 TEST_CASE("merge: our own newer writes survive a snapshot that lacks them; seqs are not reissued") {
   Store node(NodeId(80), StoreLimits{});
   Store peer(NodeId(81), StoreLimits{});
