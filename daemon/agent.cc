@@ -170,6 +170,12 @@ Status Agent::Open() {
                                                                      recovery_started)
                    .count(),
                store_->KeyCount(), store_->Applied().size());
+  if (AwayMs() > config_.tombstone_gc_ms) {
+    stale_ = true;
+    spdlog::warn("this node was away {} s, longer than --tombstone-gc: it will replace its state with a peer's "
+                 "snapshot, and serves no catch-up to peers until then",
+                 AwayMs() / 1000);
+  }
   if (report.tail_cut) {
     spdlog::warn("WAL tail cut in {} at offset {} ({} bytes): {}", report.cut_file, report.cut_offset,
                  report.cut_bytes, report.cut_reason);
@@ -197,7 +203,10 @@ Status Agent::Open() {
   snapshot_host.send = [this](NodeId peer, wire::PeerMessage message) {
     if (transport_) transport_->Send(peer, std::move(message));
   };
-  snapshot_host.on_installed = [this](const std::string& source) { OnSnapshotInstalled(source); };
+  snapshot_host.on_installed = [this](const std::string& source, bool replaced) {
+    OnSnapshotInstalled(source, replaced);
+  };
+  snapshot_host.may_serve = [this] { return !stale_; };
   snapshot_host.check_install = [this](const statestore::VersionVector& applied) {
     return CheckSnapshotInstall(applied);
   };
@@ -656,10 +665,12 @@ void Agent::RequestSync(NodeId peer) {
   if (!sync_outstanding_.emplace(peer, uv_now(loop_)).second) return;  // one request per peer in flight
   ++metrics_.antientropy_rounds;
   last_sync_ms_ = uv_now(loop_);
-  const std::uint64_t away_ms = AwayMs();
   // Away longer than tombstone_gc: the snapshot this leads to must replace
   // the state, not merge into it (a delete missed here may be collected).
-  if (away_ms > config_.tombstone_gc_ms) stale_ = true;
+  // Once stale, stay so (and say so to the peer) until a replacing install:
+  // deltas received meanwhile reset the contact time but fill no collected delete.
+  if (AwayMs() > config_.tombstone_gc_ms) stale_ = true;
+  const std::uint64_t away_ms = stale_ ? std::max(AwayMs(), config_.tombstone_gc_ms + 1) : AwayMs();
   transport_->Send(peer, wire::SyncRequest{store_->Applied(), options_.max_sync_reply_bytes, away_ms});
 }
 
@@ -671,8 +682,15 @@ std::uint64_t Agent::AwayMs() const {
 }
 
 void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
-  ++metrics_.antientropy_served;
   wire::SyncReply reply;
+  if (stale_) {
+    // Our state may hold keys deleted and collected elsewhere: answer with
+    // nothing (the peer asks another one at its next round).
+    ++metrics_.sync_refused_stale;
+    transport_->Send(from, reply);
+    return;
+  }
+  ++metrics_.antientropy_served;
   // Deltas can catch the peer up only if, for every origin it lags on, the
   // tail still holds the first seq it lacks; and never after it was away
   // longer than tombstone_gc (deletes it missed may be collected here).
@@ -781,11 +799,9 @@ Status Agent::CheckSnapshotInstall(const statestore::VersionVector& snapshot_app
                           "(restore a backup into a fresh --data-dir instead, or wait until the peers have them)");
 }
 
-void Agent::OnSnapshotInstalled(const std::string& source) {
+void Agent::OnSnapshotInstalled(const std::string& source, bool replaced) {
   last_contact_wall_ms_ = WallMs();
-  stale_ = false;
-  // Own seqs the snapshot brought are on disk in it (a local snapshot follows).
-  own_seq_handed_off_ = std::max(own_seq_handed_off_, AppliedSeq(store_->Applied(), self_));
+  if (replaced) stale_ = false;  // a merge (a restore) fills no delete collected elsewhere
   // The snapshot may predate deltas this node already had (its own newest
   // writes above all): they are in the tail and the WAL, so apply them again.
   std::uint64_t reapplied = 0;
@@ -1110,6 +1126,9 @@ std::string Agent::MetricsText() const {
   snapshot_->WriteMetrics(w);
   locator_->WriteMetrics(w);
   dns_->WriteMetrics(w);
+  w.Counter("grapevine_antientropy_refused_stale_total",
+            "Anti-entropy requests answered with nothing: this node was away longer than --tombstone-gc",
+            static_cast<double>(metrics_.sync_refused_stale));
   w.Counter("grapevine_antientropy_snapshot_needed_total",
             "Anti-entropy requests answered with 'pull a snapshot' (the gap was beyond the catch-up tail)",
             static_cast<double>(metrics_.sync_snapshot_needed));

@@ -112,6 +112,7 @@ struct AgentMetrics {
   std::uint64_t peer_losses_reported = 0;  // PeerDown events given to HyParView
   std::uint64_t sync_replies_unexpected = 0;
   std::uint64_t sync_snapshot_needed = 0;  // SyncRequests answered "pull a snapshot"
+  std::uint64_t sync_refused_stale = 0;    // SyncRequests answered with nothing while stale
   std::uint64_t recovery_snapshot_entries = 0;  // loaded at start-up
   std::uint64_t recovery_wal_records = 0;       // replayed at start-up
 };
@@ -177,7 +178,7 @@ class Agent {
   void OnSyncRequest(NodeId from, const wire::SyncRequest& request);
   void OnSyncReply(NodeId from, const wire::SyncReply& reply);
   // After a snapshot replaced the state: our own recent deltas back in, readers woken, the rest asked for.
-  void OnSnapshotInstalled(const std::string& source);
+  void OnSnapshotInstalled(const std::string& source, bool replaced);
   // Conflict if installing a snapshot with this vector would drop own writes
   // the catch-up tail cannot re-apply (their seqs would then be reused).
   Status CheckSnapshotInstall(const statestore::VersionVector& snapshot_applied) const;

@@ -227,6 +227,9 @@ void SnapshotService::OnSnapshotRequest(NodeId from, const wire::SnapshotRequest
   auto it = serving_.find(request.transfer);
   if (it == serving_.end()) {
     if (request.received != 0) return refuse("unknown snapshot transfer (expired or already finished)");
+    if (host_.may_serve && !host_.may_serve()) {
+      return refuse("stale: this node was away longer than --tombstone-gc and is catching up itself; ask another peer");
+    }
     if (serving_.size() >= options_.max_serving_transfers) {
       return refuse("busy: " + std::to_string(serving_.size()) + " snapshot transfers in progress; retry later");
     }
@@ -368,7 +371,7 @@ Status SnapshotService::Install(statestore::LoadedSnapshot loaded, const std::st
   metrics_.last_snapshot_entries = meta.entry_count;
   spdlog::info("{} a snapshot from {}: {} entries covering {}", replace ? "installed (replacing the state)" : "merged",
                source, meta.entry_count, VectorText(meta.applied));
-  if (host_.on_installed) host_.on_installed(source);
+  if (host_.on_installed) host_.on_installed(source, replace);
   // The new state lives only in memory until a local snapshot holds it (it
   // is not in the WAL): write one now. A crash before it completes restarts
   // from the previous snapshot and the WAL, and anti-entropy does this again.

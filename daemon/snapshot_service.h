@@ -97,7 +97,8 @@ class SnapshotService {
     // After the store's state was replaced (peer snapshot or restore): the
     // agent re-applies its own recent deltas, wakes readers and asks for the
     // rest. `source` names where the snapshot came from, for the log.
-    std::function<void(const std::string& source)> on_installed;
+    // `replaced`: the state was replaced (a stale node), not merged into.
+    std::function<void(const std::string& source, bool replaced)> on_installed;
     // Asked before any install with the snapshot's applied vector: Conflict
     // when installing would lose writes the node cannot replay (its own
     // writes the snapshot lacks, older than its catch-up tail) — installing
@@ -107,6 +108,10 @@ class SnapshotService {
     // longer than tombstone_gc: deletes it missed may be collected, so a merge
     // could revive keys); otherwise it is merged (Store::MergeSnapshot).
     std::function<bool()> replace_on_install;
+    // False while this node was away longer than tombstone_gc and has not
+    // caught up: its state may hold keys deleted (and collected) elsewhere,
+    // so it must not be handed to a peer.
+    std::function<bool()> may_serve;
     std::function<std::uint64_t()> wall_ms;
   };
 

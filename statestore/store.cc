@@ -437,8 +437,12 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
   auto note_changed = [&](const std::string& key) {
     if (released != nullptr) result.changed[key] = candidate_index;
   };
-  if (keys_.empty()) {
-    // Nothing to merge with: every entry is new. Take the tree whole (we own
+  // What this node had seen before the merge: an entry it lacks although it
+  // applied every write the entry summarizes was deleted here and its
+  // tombstone collected — taking it would bring the key back.
+  const VersionVector applied_before = applied_;
+  if (keys_.empty() && applied_.empty()) {
+    // Nothing to merge with and nothing seen: every entry is new. Take the tree whole (we own
     // it, so the stamping below changes it in place) instead of inserting
     // key by key — the same result, several times faster.
     KeyMap entries = std::move(snapshot.entries);
@@ -460,6 +464,7 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
     KeyMap::Path path;
     const KeyEntry* existing = keys_.Find(key, &path);
     if (existing == nullptr) {
+      if (Dominates(applied_before, theirs.vv)) continue;  // deleted and collected here
       KeyEntry fresh = theirs;
       fresh.modify_index = candidate_index;
       fresh.create_index = fresh.tombstone ? 0 : candidate_index;

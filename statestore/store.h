@@ -280,7 +280,9 @@ class Store {
   // applied) and the applied vector becomes the pointwise max — each side
   // holds all of 1..its counter per origin, so the union holds 1..max. Nothing
   // this store had is lost, and Applied()[self()] never goes back, so no seq
-  // can be reissued. Keys that changed get the new Index() (one more). Not for
+  // can be reissued. Keys that changed get the new Index() (one more). An
+  // entry absent here whose writes this store had all applied is skipped: it
+  // was deleted here and its tombstone collected. Not for
   // a node away longer than tombstone_gc: a key deleted there and collected in
   // the snapshot would survive here (Install then).
   // InvalidArgument (state unchanged) for a non-canonical vector or an HLC beyond 48 bits.

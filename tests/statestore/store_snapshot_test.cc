@@ -391,6 +391,36 @@ TEST_CASE("merge: into an empty store (the whole tree taken) equals the key-by-k
   CHECK(SameEntries(CopyEntries(view), view_before));
 }
 
+TEST_CASE("merge: a key deleted here and collected is not brought back by an older snapshot") {
+  StoreLimits limits;
+  limits.tombstone_gc_ms = 1000;
+  Store writer(NodeId(90), limits);
+  Store node(NodeId(91), limits);
+  Store old_peer(NodeId(92), limits);
+  Result<Delta> put = writer.MakeLocalDelta({LocalOp{OpKind::kPut, "gone", "v", 0, std::nullopt}}, 1000);
+  REQUIRE(put.ok());
+  writer.Apply(*put, 1000);
+  Result<Delta> keep = writer.MakeLocalDelta({LocalOp{OpKind::kPut, "kept", "v", 0, std::nullopt}}, 1001);
+  REQUIRE(keep.ok());
+  writer.Apply(*keep, 1001);
+  Result<Delta> del = writer.MakeLocalDelta({LocalOp{OpKind::kDelete, "gone", "", 0, std::nullopt}}, 1002);
+  REQUIRE(del.ok());
+  writer.Apply(*del, 1002);
+  for (const Delta* d : {&*put, &*keep, &*del}) REQUIRE(node.Apply(*d, 1002).status == ApplyStatus::kApplied);
+  // The old peer saw only the put: its snapshot holds "gone" alive.
+  REQUIRE(old_peer.Apply(*put, 1000).status == ApplyStatus::kApplied);
+  REQUIRE(node.CollectGarbage(1002 + 10000) == 1);  // the tombstone is collected here
+  REQUIRE(node.KeyCount() == 1);
+  REQUIRE(node.MergeSnapshot(ToLoaded(old_peer.Capture())).ok());
+  CHECK(node.Get("gone") == nullptr);
+  CHECK(node.KeyCount() == 1);
+  CHECK(node.Applied().at(NodeId(90)) == 3);
+  // A store that never saw the writes takes the key (the merge is not a filter on everything).
+  Store fresh(NodeId(93), limits);
+  REQUIRE(fresh.MergeSnapshot(ToLoaded(old_peer.Capture())).ok());
+  CHECK(fresh.Get("gone") != nullptr);
+}
+
 TEST_CASE("merge: our own newer writes survive a snapshot that lacks them; seqs are not reissued") {
   Store node(NodeId(80), StoreLimits{});
   Store peer(NodeId(81), StoreLimits{});
