@@ -173,7 +173,7 @@ Status Agent::Open() {
   if (AwayMs() > config_.tombstone_gc_ms) {
     stale_ = true;
     spdlog::warn("this node was away {} s, longer than --tombstone-gc: it will replace its state with a peer's "
-                 "snapshot, and serves no catch-up to peers until then",
+                 "snapshot, and serves no catch-up to current peers until then",
                  AwayMs() / 1000);
   }
   if (report.tail_cut) {
@@ -206,7 +206,6 @@ Status Agent::Open() {
   snapshot_host.on_installed = [this](const std::string& source, bool replaced) {
     OnSnapshotInstalled(source, replaced);
   };
-  snapshot_host.may_serve = [this] { return !stale_; };
   snapshot_host.check_install = [this](const statestore::VersionVector& applied) {
     return CheckSnapshotInstall(applied);
   };
@@ -683,9 +682,13 @@ std::uint64_t Agent::AwayMs() const {
 
 void Agent::OnSyncRequest(NodeId from, const wire::SyncRequest& request) {
   wire::SyncReply reply;
-  if (stale_) {
-    // Our state may hold keys deleted and collected elsewhere: answer with
-    // nothing (the peer asks another one at its next round).
+  if (stale_ && request.away_ms <= config_.tombstone_gc_ms) {
+    // Our state may hold keys deleted and collected elsewhere: it must not
+    // reach a peer that is current. Answer with nothing (the peer asks
+    // another one at its next round). A peer that is stale too is served as
+    // usual: after a whole-cluster outage every node is stale, nobody
+    // collected a delete meanwhile, and refusing would leave them all stale.
+    // (A snapshot is pulled only from a peer that answered snapshot_needed.)
     ++metrics_.sync_refused_stale;
     transport_->Send(from, reply);
     return;

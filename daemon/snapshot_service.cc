@@ -227,9 +227,6 @@ void SnapshotService::OnSnapshotRequest(NodeId from, const wire::SnapshotRequest
   auto it = serving_.find(request.transfer);
   if (it == serving_.end()) {
     if (request.received != 0) return refuse("unknown snapshot transfer (expired or already finished)");
-    if (host_.may_serve && !host_.may_serve()) {
-      return refuse("stale: this node was away longer than --tombstone-gc and is catching up itself; ask another peer");
-    }
     if (serving_.size() >= options_.max_serving_transfers) {
       return refuse("busy: " + std::to_string(serving_.size()) + " snapshot transfers in progress; retry later");
     }

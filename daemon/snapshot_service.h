@@ -108,10 +108,6 @@ class SnapshotService {
     // longer than tombstone_gc: deletes it missed may be collected, so a merge
     // could revive keys); otherwise it is merged (Store::MergeSnapshot).
     std::function<bool()> replace_on_install;
-    // False while this node was away longer than tombstone_gc and has not
-    // caught up: its state may hold keys deleted (and collected) elsewhere,
-    // so it must not be handed to a peer.
-    std::function<bool()> may_serve;
     std::function<std::uint64_t()> wall_ms;
   };
 
