@@ -104,11 +104,18 @@
 
   function savePositions() { cy.nodes().forEach((n) => { positions.set(n.id(), { ...n.position() }); }); }
 
+  const SMALL_GRAPH = 30;  // nodes: up to this many, joins re-run the layout
+
   function runLayout(animate) {
     const n = cy.nodes().length;
     if (n === 0) return;
     let layout;
-    if (n <= 400) {
+    if (n <= SMALL_GRAPH) {
+      // A small cluster (the 5-node demo): a circle, sorted by name, so every
+      // node and link is readable at the capped zoom of fitGraph.
+      layout = cy.layout({ name: 'circle', animate: !!animate, animationDuration: 600, fit: false, padding: 40,
+        radius: Math.max(140, n * 28), sort: (a, b) => String(a.data('label')).localeCompare(String(b.data('label'))) });
+    } else if (n <= 400) {
       layout = cy.layout({ name: 'cose', animate: !!animate, animationDuration: 600, randomize: !animate, fit: false,
         padding: 40, nodeRepulsion: () => 9000, idealEdgeLength: () => 70, numIter: 1500 });
     } else {
@@ -153,6 +160,7 @@
       adjacency.get(e.target).push(e.source);
     }
     const showLazy = $('show-lazy').checked;
+    let added = 0;
     cy.batch(() => {
       cy.nodes().forEach((n) => { if (!model.nodes.has(n.id())) n.remove(); });
       for (const node of model.nodes.values()) {
@@ -160,6 +168,7 @@
         let c = cy.getElementById(node.id);
         if (c.empty()) {
           const pos = positions.get(node.id) || placeNew(node.id, adjacency.get(node.id) || []);
+          added++;
           c = cy.add({ group: 'nodes', data: { id: node.id, label: node.label, colour, status: node.status }, position: { ...pos } });
         } else {
           if (c.data('label') !== node.label) c.data('label', node.label);
@@ -181,6 +190,11 @@
     if (firstFill) {
       laidOut = true;
       runLayout(false);
+    } else if (added > 0 && model.nodes.size <= SMALL_GRAPH) {
+      // A small cluster is laid out again when a node joins (the page often
+      // opens before the other nodes' records arrived); a large one keeps
+      // every position and only places the newcomer, so it never thrashes.
+      runLayout(true);
     }
   }
 
