@@ -2,7 +2,7 @@
 // beside a reference measured in the same run on the same machine
 // (`make bench-snapshot`, results in docs/benchmarks.md).
 //
-//   snapshot_bench --dir DIR [--keys N] [--rounds R] [--skip-options]
+//   snapshot_bench --dir DIR [--keys N] [--rounds R] [--skip-options] [--encode-only] [--encode-threads N] [--helper-nice N]
 //
 // Part 1 compares the snapshot options on a bare map of N keys: std::map
 // (the old KeyMap; capture = deep copy), per-shard copy-on-write (256
@@ -12,10 +12,17 @@
 // Part 2 measures the Store with N keys of 16 bytes and 100-byte values:
 // capture time, capture -> durable file idle and under a saturating write load
 // from the store's thread, write-path latency with and without a snapshot in
-// progress, restore (read + verify + install), and RSS growth while a
-// snapshot is held under writes.
+// progress (and, as a diagnostic, with a snapshot held but no encoder
+// running), restore (read + verify + install), and heap growth while a
+// snapshot is held under writes. The load average is printed at the start
+// and end of part 2: the machine is shared, read every figure beside it.
+//
+//   --encode-only       stop after the idle figures (to iterate on the encoder)
+//   --encode-threads N  WriteSnapshotFile's helper threads (default 2; 0 = serial)
+//   --helper-nice N     their nice increment (default 0)
 #include <fcntl.h>
 #include <malloc.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,11 +55,20 @@ struct Config {
   std::size_t keys = 1'000'000;
   int rounds = 5;
   bool skip_options = false;
+  bool encode_only = false;  // stop after the idle figures (to iterate on the encoder)
+  std::size_t encode_threads = gv::snapshot::ParallelEncodeOptions{}.threads;  // WriteSnapshotFile's helpers
+  int helper_nice = gv::snapshot::ParallelEncodeOptions{}.helper_nice;
 };
 
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "snapshot_bench: %s\n", what.c_str());
   std::exit(1);
+}
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -74,6 +90,12 @@ std::string Key(std::uint64_t i) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "k%015llu", static_cast<unsigned long long>((i * 2654435761ull) % 1000000007ull));
   return std::string(buf, 16);
+}
+
+// The machine is shared: every figure is read beside the load it ran under.
+void PrintLoad(const char* when) {
+  double load[3] = {0, 0, 0};
+  if (::getloadavg(load, 3) == 3) std::printf("load average (%s): %.2f %.2f %.2f\n", when, load[0], load[1], load[2]);
 }
 
 double RssMiB() {
@@ -270,6 +292,7 @@ double RawRead(const std::string& path) {
 void BenchStore(const Config& c) {
   std::printf("\n== Part 2: the store (%zu keys, 16-byte keys, 100-byte values), medians of %d rounds ==\n", c.keys,
               c.rounds);
+  PrintLoad("start of part 2");
   const std::string data_dir = c.dir + "/snapshots";
   std::filesystem::remove_all(c.dir);
   std::filesystem::create_directories(data_dir);
@@ -305,7 +328,7 @@ void BenchStore(const Config& c) {
   std::string last_path;
   for (int r = 0; r < c.rounds; ++r) {
     start = Clock::now();
-    auto info = gv::snapshot::WriteSnapshotFile(fs, data_dir, store.Capture(), 1, 0);
+    auto info = gv::snapshot::WriteSnapshotFile(fs, data_dir, store.Capture(), 1, 0, c.encode_threads, c.helper_nice);
     if (!info.ok()) Die(info.status().ToString());
     idle_s.push_back(Since(start));
     file_bytes = info->bytes;
@@ -316,35 +339,60 @@ void BenchStore(const Config& c) {
   const double raw_bytes_ratio = static_cast<double>(file_bytes) / (static_cast<double>(c.keys) * (16 + 100));
   std::printf("file: %.1f MB (%.2fx the raw key+value bytes)\n", static_cast<double>(file_bytes) / 1e6,
               raw_bytes_ratio);
-  std::vector<double> encode_s;
+  // Encoding alone, serial (SnapshotEncoder::NextChunk, as peer streaming
+  // uses it) and on helper threads (as WriteSnapshotFile does); the serial
+  // one also in CPU time, which the machine's other load does not inflate.
+  std::vector<double> encode_s, encode_cpu_s, parallel_s;
   for (int r = 0; r < c.rounds; ++r) {
     start = Clock::now();
+    const double cpu_start = ThreadCpuSeconds();
     gv::snapshot::SnapshotEncoder encoder(store.Capture(), 1, 0);
     std::string chunk;
     while (encoder.NextChunk(&chunk)) chunk.clear();
+    encode_cpu_s.push_back(ThreadCpuSeconds() - cpu_start);
     encode_s.push_back(Since(start));
+    start = Clock::now();
+    gv::snapshot::ParallelEncodeOptions options;
+    options.threads = std::max<std::size_t>(c.encode_threads, 1);
+    auto encoded = gv::snapshot::EncodeSnapshotParallel(
+        store.Capture(), 1, 0, [](std::string_view) { return gv::Status::Ok(); }, options);
+    if (!encoded.ok()) Die(encoded.status().ToString());
+    parallel_s.push_back(Since(start));
   }
-  std::printf("encode only (no I/O): %.0f ms, %.0f MB/s\n", Median(encode_s) * 1e3,
-              static_cast<double>(file_bytes) / 1e6 / Median(encode_s));
+  std::printf("encode only (no I/O): serial %.0f ms (%.0f MB/s; CPU %.0f ms), on %zu helper threads %.0f ms\n",
+              Median(encode_s) * 1e3, static_cast<double>(file_bytes) / 1e6 / Median(encode_s),
+              Median(encode_cpu_s) * 1e3, std::max<std::size_t>(c.encode_threads, 1), Median(parallel_s) * 1e3);
   std::printf("to disk, idle: %.0f ms (target <= 150 ms); raw write+fdatasync of the same bytes %.0f ms; ratio %.2f\n",
               Median(idle_s) * 1e3, Median(raw_s) * 1e3, Median(idle_s) / Median(raw_s));
+  if (c.encode_only) {
+    PrintLoad("end of part 2");
+    return;
+  }
 
   // Capture -> durable file on a worker thread while this thread writes flat
   // out. Each round first measures the same writer with no snapshot for as
   // many writes as the previous busy phase made (the first round: 20,000),
   // right before, so both sides of the p99 ratio see the same machine load
   // (the machine is shared); the figures are medians over rounds.
-  std::vector<double> busy_s, idle_p50, idle_p99, busy_p50, busy_p99, round_ratio;
+  // Between the two, the same writes with a snapshot held but no encoder
+  // running: what path copying costs on its own, apart from the encoder's
+  // use of the other core (a diagnostic, not a target).
+  std::vector<double> busy_s, idle_p50, idle_p99, busy_p50, busy_p99, round_ratio, held_p99;
   std::size_t writes_during = 0, idle_writes = 20'000;
   for (int r = 0; r < c.rounds; ++r) {
-    std::vector<double> idle_lat, busy_lat;
+    std::vector<double> idle_lat, held_lat, busy_lat;
     idle_lat.reserve(idle_writes);
     for (std::size_t i = 0; i < idle_writes; ++i) idle_lat.push_back(writer.WriteOne());
+    {
+      const sst::StoreView held = store.Capture();
+      for (std::size_t i = 0; i < idle_writes; ++i) held_lat.push_back(writer.WriteOne());
+    }
+    held_p99.push_back(Percentile(held_lat, 0.99));
     std::atomic<bool> done{false};
     double took = 0;
     start = Clock::now();
     std::thread worker([&, view = store.Capture()]() mutable {
-      auto info = gv::snapshot::WriteSnapshotFile(fs, data_dir, std::move(view), 1, 0);
+      auto info = gv::snapshot::WriteSnapshotFile(fs, data_dir, std::move(view), 1, 0, c.encode_threads, c.helper_nice);
       if (!info.ok()) Die(info.status().ToString());
       took = Since(start);
       done = true;
@@ -372,9 +420,12 @@ void BenchStore(const Config& c) {
               Median(busy_p99) / Median(idle_p99));
   for (double ratio : round_ratio) std::printf(" %.2f", ratio);
   std::printf(")\n");
+  std::printf("  diagnostic: p99 %.0f ns with a snapshot held but no encoder running (path copying alone); "
+              "ratio to idle %.2f\n",
+              Median(held_p99), Median(held_p99) / Median(idle_p99));
 
   // Restore: read + verify every chunk + install, into a fresh store.
-  auto final_info = gv::snapshot::WriteSnapshotFile(fs, data_dir, store.Capture(), 1, 0);
+  auto final_info = gv::snapshot::WriteSnapshotFile(fs, data_dir, store.Capture(), 1, 0, c.encode_threads, c.helper_nice);
   if (!final_info.ok()) Die(final_info.status().ToString());
   std::vector<double> restore_s, read_s;
   for (int r = 0; r < c.rounds; ++r) {
@@ -404,6 +455,7 @@ void BenchStore(const Config& c) {
                   grown / heap_store);
     }
   }
+  PrintLoad("end of part 2");
   std::filesystem::remove_all(c.dir);
 }
 
@@ -425,8 +477,14 @@ int main(int argc, char** argv) {
       c.rounds = std::atoi(next().c_str());
     } else if (arg == "--skip-options") {
       c.skip_options = true;
+    } else if (arg == "--encode-threads") {
+      c.encode_threads = std::strtoull(next().c_str(), nullptr, 10);
+    } else if (arg == "--helper-nice") {
+      c.helper_nice = std::atoi(next().c_str());
+    } else if (arg == "--encode-only") {
+      c.encode_only = true;
     } else {
-      Die("usage: snapshot_bench --dir DIR [--keys N] [--rounds R] [--skip-options]");
+      Die("usage: snapshot_bench --dir DIR [--keys N] [--rounds R] [--skip-options] [--encode-only] [--encode-threads N] [--helper-nice N]");
     }
   }
   if (c.dir.empty()) Die("--dir is required");

@@ -1,8 +1,19 @@
 #include "snapshot/codec.h"
 
 #include <flatbuffers/flatbuffers.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <system_error>
+#include <thread>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -23,8 +34,17 @@ namespace {
 constexpr std::uint64_t kBitTombstone = 1;
 constexpr std::uint64_t kBitConflict = 2;
 constexpr std::uint64_t kKnownBits = kBitTombstone | kBitConflict;
-// Entries gathered (their memory touched) before they are encoded; see EmitEntries.
-constexpr std::size_t kGatherBatch = 128;
+// Software prefetching of the entries ahead of the one being encoded (see
+// SnapshotEncoder::State::NextEntry): kTakeAhead entries are taken from the
+// cursor ahead of it (their item's lines prefetched), and the nearest
+// kPayloadAhead of those have their key, value and vector node prefetched too.
+constexpr std::size_t kTakeAhead = 40;
+constexpr std::size_t kPayloadAhead = 20;
+constexpr std::size_t kRing = 64;  // power of two, > kTakeAhead
+static_assert(kPayloadAhead < kTakeAhead && kTakeAhead < kRing && (kRing & (kRing - 1)) == 0);
+
+// A prefetch of the cache line holding p (a hint: harmless on any address).
+inline void Prefetch(const void* p) { __builtin_prefetch(p, 0, 3); }
 
 // SnapshotChunk -> one body table: depth 2; nothing deeper is valid.
 constexpr flatbuffers::uoffset_t kMaxDepth = 4;
@@ -103,111 +123,171 @@ std::uint32_t AppendFrame(std::string* out, const std::uint8_t* body, std::size_
 
 // ---- Encoder --------------------------------------------------------------
 
-struct SnapshotEncoder::State {
-  enum class Stage { kHeader, kEntries, kTrailer, kDone };
+namespace {
 
-  statestore::StoreView view;
-  sst::KeyMap::Cursor cursor;
-  SnapshotMeta meta;
-  std::size_t chunk_target_bytes;
-  Stage stage = Stage::kHeader;
-  std::uint64_t chunks = 0;
-  std::uint64_t bytes = 0;
-  std::uint64_t entries = 0;
-  std::uint32_t bodies_crc = 0;  // ExtendChain over every body's CRC so far
-  flatbuffers::FlatBufferBuilder builder{64 * 1024};
-  // Columns of the chunk being built, reused across chunks.
-  std::string keys, values, records;
-  std::vector<std::uint64_t> nodes;
-  std::map<std::uint64_t, std::uint64_t> node_refs;
-  struct Gathered {
-    const std::string* key;
-    const sst::KeyEntry* entry;
-  };
-  std::vector<Gathered> batch;
-  std::uint64_t touched = 0;  // the gather loads' sum: keeps them from being optimised away
+using Cursor = sst::KeyMap::Cursor;
 
-  std::uint64_t NodeRef(NodeId node) {
-    // find first: emplace would allocate a map node on every call.
-    if (auto it = node_refs.find(node.value); it != node_refs.end()) return it->second;
-    node_refs.emplace(node.value, nodes.size());
-    nodes.push_back(node.value);
-    return nodes.size() - 1;
+// An entry taken from the cursor, not yet encoded. Raw pointers into the
+// view's tree, which the encoder's view keeps alive and nobody mutates
+// (persistent_map.h).
+struct Pending {
+  const std::string* key;
+  const sst::KeyEntry* entry;
+  const void* segment;  // PersistentMap segment: chunks never span two
+};
+
+// Walks a cursor in key order with software prefetching. The entries sit in
+// separate allocations in insertion order, so a key-order walk misses the
+// cache on each entry's item, key, value and vector node, and encoding an
+// entry is a dependency chain over those loads. So the loads are issued
+// ahead, in two stages: when an entry is taken from the cursor its item's
+// lines are prefetched (the cursor yields the item's address without reading
+// it); kTakeAhead - kPayloadAhead entries later, when the item has arrived,
+// the key and value bytes and the vector's first node it points to are
+// prefetched. Many misses are then in flight at once instead of one.
+class EntryStream {
+ public:
+  // one_segment: end at the end of the cursor's current segment (a worker
+  // encoding one segment); otherwise at the end of the map.
+  void Reset(Cursor cursor, bool one_segment) {
+    cursor_ = std::move(cursor);
+    only_ = one_segment && cursor_.valid() ? cursor_.segment() : nullptr;
+    taken_ = staged_ = consumed_ = 0;
   }
 
-  void Emit(std::string* out, flatbuffers::Offset<void> body, fb::Body type) {
-    auto chunk = fb::CreateSnapshotChunk(builder, chunks, type, body);
-    builder.Finish(chunk, kChunkFileIdentifier);
-    const std::size_t before = out->size();
-    const std::uint32_t crc = AppendFrame(out, builder.GetBufferPointer(), builder.GetSize());
-    bodies_crc = ExtendChain(bodies_crc, crc);
-    bytes += out->size() - before;
-    ++chunks;
-    builder.Clear();
+  // The next entry without taking it; nullptr at the end. Valid until Pop.
+  const Pending* Peek() {
+    while (taken_ < consumed_ + kTakeAhead && cursor_.valid()) {
+      const Pending p{&cursor_.key(), &cursor_.value(), cursor_.segment()};
+      if (only_ != nullptr && p.segment != only_) {
+        cursor_ = Cursor();  // the segment ends here
+        break;
+      }
+      Prefetch(p.key);
+      Prefetch(p.entry);
+      Prefetch(&p.entry->vv);
+      Prefetch(&p.entry->modify_index);
+      ring_[taken_++ % kRing] = p;
+      cursor_.Next();
+    }
+    while (staged_ < taken_ && staged_ < consumed_ + kPayloadAhead) {
+      const Pending& p = ring_[staged_++ % kRing];
+      Prefetch(p.key->data());
+      const std::string& value = p.entry->value;
+      if (!value.empty()) {
+        Prefetch(value.data());
+        Prefetch(value.data() + value.size() - 1);
+      }
+      if (!p.entry->vv.empty()) Prefetch(&*p.entry->vv.begin());
+    }
+    return consumed_ < taken_ ? &ring_[consumed_ % kRing] : nullptr;
   }
+  void Pop() { ++consumed_; }
 
-  void EmitHeader(std::string* out) {
+ private:
+  Cursor cursor_;
+  const void* only_ = nullptr;
+  // ring_[i % kRing] for i in [consumed_, taken_); those below staged_ had
+  // their payload prefetched. kTakeAhead < kRing: Peek's result survives
+  // until Pop.
+  std::array<Pending, kRing> ring_{};
+  std::uint64_t taken_ = 0, staged_ = 0, consumed_ = 0;
+};
+
+// Builds chunk bodies (FlatBuffers) into one reused builder. The serial
+// encoder and the parallel workers share it, so they build the same bytes.
+class ChunkBodyBuilder {
+ public:
+  explicit ChunkBodyBuilder(std::size_t chunk_target_bytes) : target_(chunk_target_bytes) {}
+
+  flatbuffers::FlatBufferBuilder& builder() { return builder_; }
+  const std::uint8_t* data() const { return builder_.GetBufferPointer(); }
+  std::size_t size() const { return builder_.GetSize(); }
+  void Clear() { builder_.Clear(); }
+
+  void Header(const SnapshotMeta& meta) {
     std::vector<fb::VvEntry> applied;
     applied.reserve(meta.applied.size());
     for (const auto& [node, counter] : meta.applied) applied.emplace_back(node.value, counter);
-    auto applied_vector = builder.CreateVectorOfStructs(applied);
-    auto header = fb::CreateHeader(builder, meta.format_version, meta.node.value, applied_vector, meta.hlc.Pack(),
+    auto applied_vector = builder_.CreateVectorOfStructs(applied);
+    auto header = fb::CreateHeader(builder_, meta.format_version, meta.node.value, applied_vector, meta.hlc.Pack(),
                                    meta.index, meta.entry_count, meta.live_keys, meta.created_wall_ms, meta.wal_lsn);
-    Emit(out, header.Union(), fb::Body_Header);
+    Finish(0, header.Union(), fb::Body_Header);
   }
 
-  void EmitEntries(std::string* out) {
-    keys.clear();
-    values.clear();
-    records.clear();
-    nodes.clear();
-    node_refs.clear();
-    const std::uint64_t first_entry = entries;
+  void Trailer(std::uint64_t position, std::uint64_t entries, std::uint64_t live_keys, std::uint32_t bodies_crc) {
+    auto trailer = fb::CreateTrailer(builder_, position, entries, live_keys, bodies_crc);
+    Finish(position, trailer.Union(), fb::Body_Trailer);
+  }
+
+  // One Entries chunk from `stream`, which must have an entry: entries are
+  // taken until the columns reach the target or the next entry is in
+  // another segment, so a chunk ends at most one entry past its target
+  // (kMaxChunkBodyBytes relies on that). `position` must be >= 1 (so the
+  // field is present, and position_offset() valid). Returns the entry count.
+  std::uint32_t Entries(EntryStream& stream, std::uint64_t position, std::uint64_t first_entry) {
+    keys_.clear();
+    values_.clear();
+    records_.clear();
+    nodes_.clear();
+    node_refs_.clear();
+    last_node_ = 0;
     std::uint32_t count = 0;
-    auto chunk_bytes = [&] { return keys.size() + values.size() + records.size() + nodes.size() * 8; };
-    while (cursor.valid() && chunk_bytes() < chunk_target_bytes) {
-      // Gather a batch first, touching each entry's item, key, value and
-      // vector: those loads are independent, so the CPU overlaps their cache
-      // misses (the data sits in insertion order, not key order), where the
-      // encoding below, with its dependency chain per entry, would wait for
-      // each in turn. The estimate is an upper bound of what an entry adds
-      // (every varint at its longest, every node new to the dictionary), so
-      // a chunk ends at most one entry past its target, as without batching
-      // (kMaxChunkBodyBytes relies on that).
-      batch.clear();
-      std::size_t estimate = chunk_bytes();
-      while (cursor.valid() && batch.size() < kGatherBatch && estimate < chunk_target_bytes) {
-        const std::string& key = cursor.key();
-        const sst::KeyEntry& entry = cursor.value();
-        touched += static_cast<unsigned char>(key.data()[0]) + static_cast<unsigned char>(entry.value.data()[0]) +
-                   (entry.vv.empty() ? 0 : entry.vv.begin()->second);
-        estimate += key.size() + entry.value.size() + (9 + 2 * entry.vv.size()) * kMaxVarintBytes +
-                    8 * (entry.vv.size() + 1);
-        batch.push_back(Gathered{&key, &entry});
-        cursor.Next();
-      }
-      for (const Gathered& gathered : batch) Append(*gathered.key, *gathered.entry);
-      count += static_cast<std::uint32_t>(batch.size());
+    const void* segment = nullptr;
+    while (keys_.size() + values_.size() + records_.size() + nodes_.size() * 8 < target_) {
+      const Pending* p = stream.Peek();
+      if (p == nullptr || (count > 0 && p->segment != segment)) break;
+      segment = p->segment;
+      Append(*p->key, *p->entry);
+      stream.Pop();
+      ++count;
     }
-    entries += count;
     auto as_bytes = [](const std::string& s) { return reinterpret_cast<const std::uint8_t*>(s.data()); };
-    auto nodes_vector = builder.CreateVector(nodes);
-    auto keys_vector = builder.CreateVector(as_bytes(keys), keys.size());
-    auto values_vector = builder.CreateVector(as_bytes(values), values.size());
-    auto records_vector = builder.CreateVector(as_bytes(records), records.size());
-    auto body = fb::CreateEntries(builder, first_entry, count, nodes_vector, keys_vector, values_vector, records_vector);
-    Emit(out, body.Union(), fb::Body_Entries);
+    auto nodes_vector = builder_.CreateVector(nodes_);
+    auto keys_vector = builder_.CreateVector(as_bytes(keys_), keys_.size());
+    auto values_vector = builder_.CreateVector(as_bytes(values_), values_.size());
+    auto records_vector = builder_.CreateVector(as_bytes(records_), records_.size());
+    auto body =
+        fb::CreateEntries(builder_, first_entry, count, nodes_vector, keys_vector, values_vector, records_vector);
+    Finish(position, body.Union(), fb::Body_Entries);
+    return count;
+  }
+
+  // Where the finished chunk's `position` field sits in the body (0 if it
+  // is absent, i.e. position 0: the header).
+  std::size_t position_offset() const { return position_offset_; }
+
+ private:
+  void Finish(std::uint64_t position, flatbuffers::Offset<void> body, fb::Body type) {
+    auto chunk = fb::CreateSnapshotChunk(builder_, position, type, body);
+    builder_.Finish(chunk, kChunkFileIdentifier);
+    const auto* table = flatbuffers::GetRoot<flatbuffers::Table>(builder_.GetBufferPointer());
+    const std::uint8_t* field = table->GetAddressOf(fb::SnapshotChunk::VT_POSITION);
+    position_offset_ = field == nullptr ? 0 : static_cast<std::size_t>(field - builder_.GetBufferPointer());
+  }
+
+  std::uint64_t NodeRef(NodeId node) {
+    if (node.value == last_node_) return last_ref_;
+    // find first: emplace would allocate a map node on every call.
+    auto it = node_refs_.find(node.value);
+    if (it == node_refs_.end()) {
+      it = node_refs_.emplace(node.value, nodes_.size()).first;
+      nodes_.push_back(node.value);
+    }
+    last_node_ = node.value;
+    last_ref_ = it->second;
+    return last_ref_;
   }
 
   // Appends one entry to the chunk's columns.
   void Append(const std::string& key, const sst::KeyEntry& entry) {
-    keys += key;
-    values += entry.value;
+    keys_ += key;
+    values_ += entry.value;
     // The record in place: 9 fields and 2 per vector entry, each at most
     // kMaxVarintBytes; trimmed to what was written.
-    const std::size_t start = records.size();
-    records.resize(start + (9 + 2 * entry.vv.size()) * kMaxVarintBytes);
-    char* p = records.data() + start;
+    const std::size_t start = records_.size();
+    records_.resize(start + (9 + 2 * entry.vv.size()) * kMaxVarintBytes);
+    char* p = records_.data() + start;
     p = WriteVarint(p, key.size());
     p = WriteVarint(p, entry.value.size());
     p = WriteVarint(p, (entry.tombstone ? kBitTombstone : 0) | (entry.conflict ? kBitConflict : 0));
@@ -221,31 +301,67 @@ struct SnapshotEncoder::State {
       p = WriteVarint(p, NodeRef(node));
       p = WriteVarint(p, counter);
     }
-    records.resize(static_cast<std::size_t>(p - records.data()));
+    records_.resize(static_cast<std::size_t>(p - records_.data()));
   }
 
-  void EmitTrailer(std::string* out) {
-    auto trailer = fb::CreateTrailer(builder, chunks, entries, meta.live_keys, bodies_crc);
-    Emit(out, trailer.Union(), fb::Body_Trailer);
+  std::size_t target_;
+  flatbuffers::FlatBufferBuilder builder_{64 * 1024};
+  // Columns of the chunk being built, reused across chunks.
+  std::string keys_, values_, records_;
+  std::vector<std::uint64_t> nodes_;
+  std::map<std::uint64_t, std::uint64_t> node_refs_;
+  std::uint64_t last_node_ = 0, last_ref_ = 0;  // NodeRef's one-entry cache (0: none; node ids are non-zero)
+  std::size_t position_offset_ = 0;
+};
+
+SnapshotMeta MetaOf(const sst::StoreView& view, std::uint64_t created_wall_ms, std::uint64_t wal_lsn) {
+  SnapshotMeta meta;
+  meta.format_version = kFormatVersion;
+  meta.node = view.node();
+  meta.applied = view.applied();
+  meta.hlc = view.hlc();
+  meta.index = view.index();
+  meta.entry_count = view.entry_count();
+  meta.live_keys = view.live_keys();
+  meta.created_wall_ms = created_wall_ms;
+  meta.wal_lsn = wal_lsn;
+  return meta;
+}
+
+}  // namespace
+
+struct SnapshotEncoder::State {
+  enum class Stage { kHeader, kEntries, kTrailer, kDone };
+
+  explicit State(std::size_t target) : body(target) {}
+
+  statestore::StoreView view;
+  SnapshotMeta meta;
+  Stage stage = Stage::kHeader;
+  std::uint64_t chunks = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t entries = 0;
+  std::uint32_t bodies_crc = 0;  // ExtendChain over every body's CRC so far
+  EntryStream stream;
+  ChunkBodyBuilder body;
+
+  void Emit(std::string* out) {
+    const std::size_t before = out->size();
+    const std::uint32_t crc = AppendFrame(out, body.data(), body.size());
+    bodies_crc = ExtendChain(bodies_crc, crc);
+    bytes += out->size() - before;
+    ++chunks;
+    body.Clear();
   }
 };
 
 SnapshotEncoder::SnapshotEncoder(statestore::StoreView view, std::uint64_t created_wall_ms, std::uint64_t wal_lsn,
                                  std::size_t chunk_target_bytes)
-    : state_(std::make_unique<State>()) {
+    : state_(std::make_unique<State>(std::clamp<std::size_t>(chunk_target_bytes, 1, kMaxChunkTargetBytes))) {
   State& s = *state_;
   s.view = std::move(view);
-  s.cursor = s.view.keys().Begin();
-  s.meta.format_version = kFormatVersion;
-  s.meta.node = s.view.node();
-  s.meta.applied = s.view.applied();
-  s.meta.hlc = s.view.hlc();
-  s.meta.index = s.view.index();
-  s.meta.entry_count = s.view.entry_count();
-  s.meta.live_keys = s.view.live_keys();
-  s.meta.created_wall_ms = created_wall_ms;
-  s.meta.wal_lsn = wal_lsn;
-  s.chunk_target_bytes = std::clamp<std::size_t>(chunk_target_bytes, 1, kMaxChunkTargetBytes);
+  s.meta = MetaOf(s.view, created_wall_ms, wal_lsn);
+  s.stream.Reset(s.view.keys().Begin(), /*one_segment=*/false);
 }
 
 SnapshotEncoder::~SnapshotEncoder() = default;
@@ -256,15 +372,18 @@ bool SnapshotEncoder::NextChunk(std::string* framed_chunk) {
   State& s = *state_;
   switch (s.stage) {
     case State::Stage::kHeader:
-      s.EmitHeader(framed_chunk);
-      s.stage = s.cursor.valid() ? State::Stage::kEntries : State::Stage::kTrailer;
+      s.body.Header(s.meta);
+      s.Emit(framed_chunk);
+      s.stage = s.stream.Peek() != nullptr ? State::Stage::kEntries : State::Stage::kTrailer;
       return true;
     case State::Stage::kEntries:
-      s.EmitEntries(framed_chunk);
-      if (!s.cursor.valid()) s.stage = State::Stage::kTrailer;
+      s.entries += s.body.Entries(s.stream, s.chunks, s.entries);
+      s.Emit(framed_chunk);
+      if (s.stream.Peek() == nullptr) s.stage = State::Stage::kTrailer;
       return true;
     case State::Stage::kTrailer:
-      s.EmitTrailer(framed_chunk);
+      s.body.Trailer(s.chunks, s.entries, s.meta.live_keys, s.bodies_crc);
+      s.Emit(framed_chunk);
       s.stage = State::Stage::kDone;
       return true;
     case State::Stage::kDone:
@@ -285,6 +404,242 @@ std::string EncodeSnapshot(const statestore::StoreView& view, std::uint64_t crea
   while (encoder.NextChunk(&out)) {
   }
   return out;
+}
+
+// ---- Parallel encoder -----------------------------------------------------
+//
+// The stream is cut at PersistentMap segments (runs of at most 4,096 entries
+// under one bottom internal node), which the serial encoder also never lets a
+// chunk span, so a segment's chunks are the same whoever encodes them and
+// wherever it starts: chunk boundaries inside a segment depend only on its
+// entries, `first_entry` is the entry count of the earlier segments (known
+// from the tree before encoding), and only `position` (the chunk's index in
+// the stream) depends on how many chunks the earlier segments made. Workers
+// encode whole segments, each chunk with a placeholder position of 1 (so the
+// field is present and sits where the true value will); the calling thread
+// takes the chunks in stream order, writes the true position into the
+// placeholder's 8 bytes (a u64 field's layout does not depend on its value),
+// computes the CRC, frames it and passes it on. So the bytes equal the serial
+// encoder's; tests/snapshot/codec_test.cc checks that over many seeds.
+
+namespace {
+
+// Worker output the caller may hold, per segment not yet being emitted: a
+// worker ahead of the caller waits at this many bytes, and workers take
+// segments at most kSegmentsAhead past the one being emitted, so memory is
+// bounded whatever the values' sizes (the segment being emitted streams).
+constexpr std::size_t kSlotCapBytes = 4u << 20;
+constexpr std::size_t kSegmentsAhead = 4;
+
+struct ParallelRun {
+  struct Chunk {
+    std::string frame;  // kFrameHeaderBytes to be filled, then the body
+    std::size_t position_offset = 0;  // in the body
+  };
+  struct Slot {
+    std::deque<Chunk> chunks;
+    std::size_t bytes = 0;
+    bool done = false;
+  };
+
+  // Set before the workers start, then read-only.
+  std::vector<sst::KeyMap::SegmentStart> segments;
+  std::vector<std::uint64_t> first_entry;  // per segment: entries before it
+  std::size_t chunk_target_bytes = kDefaultChunkTargetBytes;
+  int helper_nice = 0;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  // Guarded by mu.
+  std::vector<Slot> slots;             // per segment
+  std::size_t next_segment = 0;        // the next one a worker takes
+  std::size_t emitting = 0;            // the one the caller takes chunks of
+  bool stop = false;                   // an error, or the caller gave up
+  Status error;                        // a worker's error
+  std::vector<std::string> spare;      // frames handed back for reuse
+
+  // A worker: takes segments in order and encodes them. Returns (never
+  // throws) so that no exception crosses the thread boundary; an error stops
+  // everyone and is reported by the caller.
+  void Work() noexcept {
+    if (helper_nice != 0) {
+      // Best effort: the bytes do not depend on it.
+      errno = 0;
+      const int current = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+      if (errno == 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), current + helper_nice);
+    }
+    try {
+      EntryStream stream;
+      ChunkBodyBuilder body(chunk_target_bytes);
+      for (;;) {
+        std::size_t k;
+        {
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stop || next_segment >= segments.size() || next_segment < emitting + kSegmentsAhead; });
+          if (stop || next_segment >= segments.size()) return;
+          k = next_segment++;
+        }
+        std::uint64_t entries = 0;
+        stream.Reset(segments[k].begin, /*one_segment=*/true);
+        while (stream.Peek() != nullptr) {
+          entries += body.Entries(stream, /*position placeholder=*/1, first_entry[k] + entries);
+          Chunk chunk;
+          {
+            std::lock_guard lock(mu);
+            if (!spare.empty()) {
+              chunk.frame = std::move(spare.back());
+              spare.pop_back();
+            }
+          }
+          chunk.frame.assign(kFrameHeaderBytes, '\0');
+          chunk.frame.append(reinterpret_cast<const char*>(body.data()), body.size());
+          chunk.position_offset = body.position_offset();
+          body.Clear();
+          std::unique_lock lock(mu);
+          cv.wait(lock, [&] { return stop || k == emitting || slots[k].bytes < kSlotCapBytes; });
+          if (stop) return;
+          slots[k].bytes += chunk.frame.size();
+          slots[k].chunks.push_back(std::move(chunk));
+          cv.notify_all();
+        }
+        std::lock_guard lock(mu);
+        if (entries != segments[k].items) {
+          Fail(Status::Aborted("snapshot encoder: segment " + std::to_string(k) + " yielded " +
+                                std::to_string(entries) + " entries, the tree counts " +
+                                std::to_string(segments[k].items)));
+          return;
+        }
+        slots[k].done = true;
+        cv.notify_all();
+      }
+    } catch (const std::exception& e) {
+      std::lock_guard lock(mu);
+      Fail(Status::Aborted(std::string("snapshot encoder worker: ") + e.what()));
+    } catch (...) {
+      std::lock_guard lock(mu);
+      Fail(Status::Aborted("snapshot encoder worker: unknown exception"));
+    }
+  }
+
+  // mu held.
+  void Fail(Status status) {
+    if (error.ok()) error = std::move(status);
+    stop = true;
+    cv.notify_all();
+  }
+};
+
+// Joins the workers on every path out of EncodeSnapshotParallel, exceptions
+// included (a joinable std::thread's destructor would terminate).
+struct WorkerGuard {
+  ParallelRun& run;
+  std::vector<std::thread> threads;
+  ~WorkerGuard() {
+    {
+      std::lock_guard lock(run.mu);
+      run.stop = true;
+      run.cv.notify_all();
+    }
+    for (std::thread& t : threads) t.join();
+  }
+};
+
+}  // namespace
+
+Result<EncodeSummary> EncodeSnapshotParallel(statestore::StoreView view, std::uint64_t created_wall_ms,
+                                             std::uint64_t wal_lsn, const ChunkSink& sink,
+                                             const ParallelEncodeOptions& options) {
+  const std::size_t target = std::clamp<std::size_t>(options.chunk_target_bytes, 1, kMaxChunkTargetBytes);
+  auto serial = [&]() -> Result<EncodeSummary> {
+    SnapshotEncoder encoder(view, created_wall_ms, wal_lsn, target);
+    std::string frame;
+    while (encoder.NextChunk(&frame)) {
+      GV_RETURN_IF_ERROR(sink(frame));
+      frame.clear();
+    }
+    return EncodeSummary{encoder.chunks_emitted(), encoder.bytes_emitted(), encoder.entries_emitted(), encoder.meta()};
+  };
+  if (options.threads == 0 || view.entry_count() < options.min_entries_for_threads) return serial();
+
+  ParallelRun run;
+  run.chunk_target_bytes = target;
+  run.helper_nice = options.helper_nice;
+  run.segments = view.keys().Segments();
+  if (run.segments.size() < 2) return serial();
+  run.first_entry.reserve(run.segments.size());
+  std::uint64_t total = 0;
+  for (const auto& segment : run.segments) {
+    run.first_entry.push_back(total);
+    total += segment.items;
+  }
+  if (total != view.entry_count()) {
+    return Status::Aborted("snapshot encoder: the tree's segments hold " + std::to_string(total) + " entries, the view " +
+                            std::to_string(view.entry_count()));
+  }
+  run.slots.resize(run.segments.size());
+
+  EncodeSummary summary;
+  summary.meta = MetaOf(view, created_wall_ms, wal_lsn);
+  std::uint32_t bodies_crc = 0;
+  ChunkBodyBuilder body(target);
+  // Frames the body at frame[kFrameHeaderBytes..], with `position` written
+  // at its placeholder, and passes it on.
+  auto emit = [&](std::string& frame, std::size_t position_offset, std::uint64_t position) -> Status {
+    char* body_bytes = frame.data() + kFrameHeaderBytes;
+    const std::size_t size = frame.size() - kFrameHeaderBytes;
+    if (position_offset != 0) {
+      for (int i = 0; i < 8; ++i) body_bytes[position_offset + static_cast<std::size_t>(i)] = static_cast<char>(position >> (8 * i));
+    }
+    const std::uint32_t crc = crc32c::Value(body_bytes, size);
+    PutU32(frame.data(), static_cast<std::uint32_t>(size));
+    PutU32(frame.data() + 4, crc32c::Mask(crc));
+    bodies_crc = ExtendChain(bodies_crc, crc);
+    summary.bytes += frame.size();
+    ++summary.chunks;
+    return sink(frame);
+  };
+
+  WorkerGuard guard{run, {}};
+  try {
+    for (std::size_t i = 0; i < options.threads; ++i) guard.threads.emplace_back([&run] { run.Work(); });
+  } catch (const std::system_error&) {
+    if (guard.threads.empty()) return serial();  // no thread to be had: the same bytes, slower
+  }
+
+  std::string frame;
+  body.Header(summary.meta);
+  frame.assign(kFrameHeaderBytes, '\0');
+  frame.append(reinterpret_cast<const char*>(body.data()), body.size());
+  body.Clear();
+  GV_RETURN_IF_ERROR(emit(frame, 0, 0));
+  for (std::size_t k = 0; k < run.segments.size(); ++k) {
+    for (;;) {
+      ParallelRun::Chunk chunk;
+      {
+        std::unique_lock lock(run.mu);
+        run.cv.wait(lock, [&] { return run.stop || !run.slots[k].chunks.empty() || run.slots[k].done; });
+        if (run.stop) return run.error.ok() ? Status::Aborted("snapshot encoder stopped") : run.error;
+        if (run.slots[k].chunks.empty()) {
+          run.emitting = k + 1;
+          run.cv.notify_all();
+          break;
+        }
+        chunk = std::move(run.slots[k].chunks.front());
+        run.slots[k].chunks.pop_front();
+        run.slots[k].bytes -= chunk.frame.size();
+        run.cv.notify_all();
+      }
+      GV_RETURN_IF_ERROR(emit(chunk.frame, chunk.position_offset, summary.chunks));
+      std::lock_guard lock(run.mu);
+      run.spare.push_back(std::move(chunk.frame));
+    }
+  }
+  summary.entries = total;
+  body.Trailer(summary.chunks, summary.entries, summary.meta.live_keys, bodies_crc);
+  frame.assign(kFrameHeaderBytes, '\0');
+  frame.append(reinterpret_cast<const char*>(body.data()), body.size());
+  GV_RETURN_IF_ERROR(emit(frame, body.position_offset(), summary.chunks));
+  return summary;
 }
 
 // ---- Decoder --------------------------------------------------------------

@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -76,6 +77,41 @@ class SnapshotEncoder {
 // Encodes a whole view in memory (tests, small stores).
 std::string EncodeSnapshot(const statestore::StoreView& view, std::uint64_t created_wall_ms, std::uint64_t wal_lsn,
                            std::size_t chunk_target_bytes = kDefaultChunkTargetBytes);
+
+// Encodes a whole view on helper threads, passing the framed chunks in
+// stream order to `sink` on the calling thread (which frames and checksums
+// them meanwhile, and may write them out). The bytes are exactly those of
+// SnapshotEncoder::NextChunk over the same view and chunk target: the stream
+// is cut into segments of the tree (statestore::PersistentMap::Segments),
+// which the serial encoder never lets a chunk span either; workers encode
+// whole segments and the calling thread fills in each chunk's position (see
+// codec.cc). Memory held is bounded (a few segments' output) whatever the
+// store's size. Every helper thread is joined before this returns; an error
+// (the sink's first, or a worker's) ends the run and is returned. Falls back
+// to the serial encoder (same bytes) for small views or when no thread can be
+// started.
+struct ParallelEncodeOptions {
+  std::size_t threads = 2;  // helper threads encoding segments; 0 = serial on the calling thread
+  std::size_t chunk_target_bytes = kDefaultChunkTargetBytes;
+  // Below this many entries the thread start-up is not worth it.
+  std::size_t min_entries_for_threads = 16 * 1024;
+  // Added to the helper threads' nice value (Linux: per thread), so that the
+  // store's loop thread wins a shared core from them: encoding is background
+  // work, the write path's latency is not (as RocksDB lowers its compaction
+  // threads' priority). 0 leaves it alone; failure to set it is ignored.
+  int helper_nice = 0;
+};
+struct EncodeSummary {
+  std::uint64_t chunks = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t entries = 0;
+  SnapshotMeta meta;
+};
+// Receives whole framed chunks (valid only during the call).
+using ChunkSink = std::function<Status(std::string_view framed_chunk)>;
+Result<EncodeSummary> EncodeSnapshotParallel(statestore::StoreView view, std::uint64_t created_wall_ms,
+                                             std::uint64_t wal_lsn, const ChunkSink& sink,
+                                             const ParallelEncodeOptions& options = {});
 
 class SnapshotDecoder {
  public:

@@ -39,8 +39,13 @@ struct SnapshotFileInfo {
 
 // Encodes `view` into DIR/<next>.snap durably (temp, fsync, rename, dir fsync).
 // Creates DIR if missing. On failure the temp file is removed (best effort).
+// Encoding runs on `encode_threads` helper threads (EncodeSnapshotParallel;
+// 0 = on the calling thread), all joined before this returns; the calling
+// thread writes. The file's bytes do not depend on the thread count.
 Result<SnapshotFileInfo> WriteSnapshotFile(fs::FileSystem& fs, const std::string& dir, statestore::StoreView view,
-                                           std::uint64_t created_wall_ms, std::uint64_t wal_lsn);
+                                           std::uint64_t created_wall_ms, std::uint64_t wal_lsn,
+                                           std::size_t encode_threads = ParallelEncodeOptions{}.threads,
+                                           int helper_nice = ParallelEncodeOptions{}.helper_nice);
 
 // Writes an already-encoded stream arriving piecewise (a peer's snapshot, PUT
 // /v1/snapshot), verifying every chunk before it is written. Abort (or

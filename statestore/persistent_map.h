@@ -32,6 +32,9 @@
 // when the other thread is just dropping its reference only causes a
 // needless copy.
 //
+// Several threads may read one view at once (the parallel snapshot encoder
+// walks different segments of it): they only read, and take no references.
+//
 // Single writer: the owning map and its views must not be mutated from two
 // threads; views are never mutated (only the owning map's non-const methods
 // write). Cursors hold raw pointers: valid while the map they came from is
@@ -75,11 +78,56 @@ class PersistentMap {
   struct Node;
   using NodePtr = std::shared_ptr<Node>;
   using ItemPtr = std::shared_ptr<Item>;
+
+  // An internal node's separator keys, stored flat: the keys concatenated
+  // in one string and their end offsets in one vector. Copying a node (path
+  // copying while a snapshot is held) then allocates twice and copies two
+  // contiguous blocks, where a vector of strings allocated and copied every
+  // key from its own heap block, a cache miss each (the write path's tail);
+  // a lookup's binary search also reads one block instead of chasing a
+  // pointer per probe.
+  class Separators {
+   public:
+    std::size_t size() const { return ends_.size(); }
+    std::string_view operator[](std::size_t i) const {
+      const std::size_t begin = Begin(i);
+      return std::string_view(bytes_.data() + begin, ends_[i] - begin);
+    }
+    void Insert(std::size_t i, std::string_view key) {
+      const std::size_t at = Begin(i);
+      bytes_.insert(at, key);
+      ends_.insert(ends_.begin() + static_cast<std::ptrdiff_t>(i), static_cast<std::uint32_t>(at));
+      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] += static_cast<std::uint32_t>(key.size());
+    }
+    void PushBack(std::string_view key) { Insert(size(), key); }
+    void Erase(std::size_t i) {
+      const std::size_t begin = Begin(i);
+      const std::size_t length = ends_[i] - begin;
+      bytes_.erase(begin, length);
+      ends_.erase(ends_.begin() + static_cast<std::ptrdiff_t>(i));
+      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] -= static_cast<std::uint32_t>(length);
+    }
+    // Keeps the first n.
+    void Truncate(std::size_t n) {
+      bytes_.resize(Begin(n));
+      ends_.resize(n);
+    }
+    // Appends other[from, other.size()).
+    void AppendFrom(const Separators& other, std::size_t from) {
+      for (std::size_t i = from; i < other.size(); ++i) PushBack(other[i]);
+    }
+
+   private:
+    std::size_t Begin(std::size_t i) const { return i == 0 ? 0 : ends_[i - 1]; }
+    std::string bytes_;
+    std::vector<std::uint32_t> ends_;  // keys are <= 1 KiB, 63 to a node: far below 4 GiB
+  };
+
   struct Node {
     bool leaf = true;
-    std::vector<ItemPtr> items;           // leaf only: sorted by key, unique
-    std::vector<NodePtr> children;        // internal only: >= 1
-    std::vector<std::string> separators;  // internal only: children.size() - 1
+    std::vector<ItemPtr> items;     // leaf only: sorted by key, unique
+    std::vector<NodePtr> children;  // internal only: >= 1
+    Separators separators;          // internal only: children.size() - 1
   };
 
  public:
@@ -165,7 +213,7 @@ class PersistentMap {
       auto new_root = std::make_shared<Node>();
       new_root->leaf = false;
       new_root->children = {std::move(root_), std::move(split.right)};
-      new_root->separators = {std::move(split.separator)};
+      new_root->separators.PushBack(split.separator);
       root_ = std::move(new_root);
     }
     ++size_;
@@ -210,6 +258,9 @@ class PersistentMap {
       ++path_.back().index;
       Settle();
     }
+    // The segment (see Segments()) of the current item: an opaque identity,
+    // equal for two items iff they are in the same segment.
+    const void* segment() const { return path_.size() >= 2 ? path_[path_.size() - 2].node : path_.front().node; }
 
    private:
     friend class PersistentMap;
@@ -260,6 +311,25 @@ class PersistentMap {
     return cursor;
   }
 
+  // The map cut into segments: the items under one bottom internal node (a
+  // parent of leaves; the whole map when the root is a leaf), in key order,
+  // each with a cursor at its first item and its item count. A segment holds
+  // at most kMaxChildren * kMaxLeafItems items. The cut depends only on the
+  // tree's shape, so every walk of one map (or of one view) sees the same
+  // segments: the snapshot encoder ends chunks at segment boundaries so that
+  // segments can be encoded on several threads into the same bytes.
+  struct SegmentStart {
+    Cursor begin;       // at the segment's first item; !valid() only if the map is empty
+    std::size_t items;  // items in the segment
+  };
+  std::vector<SegmentStart> Segments() const {
+    std::vector<SegmentStart> out;
+    if (!root_) return out;
+    std::vector<typename Cursor::Step> path;
+    CollectSegments(*root_, path, out);
+    return out;
+  }
+
   // Builds a map in O(n) from items appended in strictly increasing key order
   // (snapshot restore). Append refuses an out-of-order or duplicate key.
   class Builder {
@@ -298,7 +368,7 @@ class PersistentMap {
           auto parent = std::make_shared<Node>();
           parent->leaf = false;
           for (std::size_t c = begin; c < end; ++c) {
-            if (c > begin) parent->separators.push_back(level[c].second);
+            if (c > begin) parent->separators.PushBack(level[c].second);
             parent->children.push_back(std::move(level[c].first));
           }
           parents.emplace_back(std::move(parent), std::move(level[begin].second));
@@ -334,9 +404,16 @@ class PersistentMap {
 
   static std::size_t ChildIndex(const Node& node, std::string_view key) {
     // Number of separators <= key.
-    auto it = std::upper_bound(node.separators.begin(), node.separators.end(), key,
-                               [](std::string_view k, const std::string& sep) { return k < sep; });
-    return static_cast<std::size_t>(it - node.separators.begin());
+    std::size_t low = 0, high = node.separators.size();
+    while (low < high) {
+      const std::size_t mid = low + (high - low) / 2;
+      if (key < node.separators[mid]) {
+        high = mid;
+      } else {
+        low = mid + 1;
+      }
+    }
+    return low;
   }
   static std::size_t LeafPosition(const Node& node, std::string_view key) {
     auto it = std::lower_bound(node.items.begin(), node.items.end(), key,
@@ -352,7 +429,7 @@ class PersistentMap {
     if (slot.use_count() == 1) {
       std::atomic_thread_fence(std::memory_order_acquire);
     } else {
-      slot = std::make_shared<Node>(*slot);
+      slot = CopyNode(*slot);
     }
     return *slot;
   }
@@ -386,8 +463,7 @@ class PersistentMap {
     InsertInto(Own(node.children[index]), std::move(key), std::move(value), child_split, path, level + 1);
     if (!child_split.right) return;
     node.children.insert(node.children.begin() + static_cast<std::ptrdiff_t>(index) + 1, std::move(child_split.right));
-    node.separators.insert(node.separators.begin() + static_cast<std::ptrdiff_t>(index),
-                           std::move(child_split.separator));
+    node.separators.Insert(index, child_split.separator);
     if (node.children.size() > kMaxChildren) {
       // Children [0, mid) stay, [mid, n) move right; separators[mid - 1]
       // (the smallest key of children[mid]) moves up.
@@ -396,11 +472,10 @@ class PersistentMap {
       right->leaf = false;
       right->children.assign(std::make_move_iterator(node.children.begin() + static_cast<std::ptrdiff_t>(mid)),
                              std::make_move_iterator(node.children.end()));
-      right->separators.assign(std::make_move_iterator(node.separators.begin() + static_cast<std::ptrdiff_t>(mid)),
-                               std::make_move_iterator(node.separators.end()));
-      split.separator = std::move(node.separators[mid - 1]);
+      right->separators.AppendFrom(node.separators, mid);
+      split.separator = std::string(node.separators[mid - 1]);
       node.children.resize(mid);
-      node.separators.resize(mid - 1);
+      node.separators.Truncate(mid - 1);
       split.right = std::move(right);
     }
   }
@@ -431,14 +506,13 @@ class PersistentMap {
       into.items.insert(into.items.end(), std::make_move_iterator(from.items.begin()),
                         std::make_move_iterator(from.items.end()));
     } else {
-      into.separators.push_back(std::move(parent.separators[left]));
-      into.separators.insert(into.separators.end(), std::make_move_iterator(from.separators.begin()),
-                             std::make_move_iterator(from.separators.end()));
+      into.separators.PushBack(parent.separators[left]);
+      into.separators.AppendFrom(from.separators, 0);
       into.children.insert(into.children.end(), std::make_move_iterator(from.children.begin()),
                            std::make_move_iterator(from.children.end()));
     }
     parent.children.erase(parent.children.begin() + static_cast<std::ptrdiff_t>(right));
-    parent.separators.erase(parent.separators.begin() + static_cast<std::ptrdiff_t>(left));
+    parent.separators.Erase(left);
   }
 
   template <typename Fn>
@@ -453,14 +527,67 @@ class PersistentMap {
     for (NodePtr& child : node.children) ForEachMutableIn(Own(child), fn);
   }
 
-  static std::string CheckNode(const Node& node, const std::string* lower, const std::string* upper,
+  static void CollectSegments(const Node& node, std::vector<typename Cursor::Step>& path,
+                              std::vector<SegmentStart>& out) {
+    if (node.leaf || node.children.front()->leaf) {
+      SegmentStart start;
+      start.items = 0;
+      if (node.leaf) {
+        start.items = node.items.size();
+      } else {
+        // One load per leaf: issue them all before summing.
+        for (const NodePtr& child : node.children) PrefetchRead(child.get());
+        for (const NodePtr& child : node.children) start.items += child->items.size();
+      }
+      start.begin.path_ = path;
+      start.begin.path_.push_back(typename Cursor::Step{&node, 0});
+      start.begin.Settle();
+      // An empty segment would settle into the next one; it has no items to encode.
+      if (start.items == 0) start.begin.path_.clear();
+      out.push_back(std::move(start));
+      return;
+    }
+    for (std::size_t i = 0; i < node.children.size(); ++i) {
+      path.push_back(typename Cursor::Step{&node, i});
+      CollectSegments(*node.children[i], path, out);
+      path.pop_back();
+    }
+  }
+
+  static void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
+  // A write prefetch of a shared_ptr's reference count: with make_shared the
+  // count sits in the same allocation, just before the object (a hint:
+  // harmless if the layout differs).
+  template <typename T>
+  static void PrefetchCount(const std::shared_ptr<T>& p) {
+    __builtin_prefetch(reinterpret_cast<const char*>(p.get()) - 8, 1, 3);
+  }
+  // A copy of `node` (path copying). Copying its pointers increments each
+  // child's or item's reference count: up to 64 atomic read-modify-writes on
+  // lines scattered over the heap, each a cache miss, and a locked
+  // instruction waits for its line before the next may start. Prefetching
+  // all the counts for writing first lets the misses overlap, so the copy
+  // costs about one miss instead of 64 in a row (the write path's tail while
+  // a snapshot is held).
+  static NodePtr CopyNode(const Node& node) {
+    if (node.leaf) {
+      for (const ItemPtr& item : node.items) PrefetchCount(item);
+    } else {
+      for (const NodePtr& child : node.children) PrefetchCount(child);
+    }
+    return std::make_shared<Node>(node);
+  }
+
+  static std::string CheckNode(const Node& node, const std::string_view* lower, const std::string_view* upper,
                                const std::string*& previous, std::size_t& count) {
     if (node.leaf) {
       if (node.items.size() > kMaxLeafItems) return "leaf over capacity";
       for (const ItemPtr& item : node.items) {
         if (previous != nullptr && !(*previous < item->key)) return "keys not strictly increasing at " + item->key;
-        if (lower != nullptr && item->key < *lower) return "key " + item->key + " below its separator";
-        if (upper != nullptr && !(item->key < *upper)) return "key " + item->key + " not below the next separator";
+        if (lower != nullptr && std::string_view(item->key) < *lower) return "key " + item->key + " below its separator";
+        if (upper != nullptr && !(std::string_view(item->key) < *upper)) {
+          return "key " + item->key + " not below the next separator";
+        }
         previous = &item->key;
         ++count;
       }
@@ -469,8 +596,10 @@ class PersistentMap {
     if (node.children.empty() || node.children.size() > kMaxChildren) return "internal node size out of range";
     if (node.separators.size() + 1 != node.children.size()) return "separator count mismatch";
     for (std::size_t i = 0; i < node.children.size(); ++i) {
-      const std::string* lo = i == 0 ? lower : &node.separators[i - 1];
-      const std::string* hi = i + 1 == node.children.size() ? upper : &node.separators[i];
+      const std::string_view lo_key = i == 0 ? std::string_view() : node.separators[i - 1];
+      const std::string_view hi_key = i + 1 == node.children.size() ? std::string_view() : node.separators[i];
+      const std::string_view* lo = i == 0 ? lower : &lo_key;
+      const std::string_view* hi = i + 1 == node.children.size() ? upper : &hi_key;
       std::string error = CheckNode(*node.children[i], lo, hi, previous, count);
       if (!error.empty()) return error;
     }

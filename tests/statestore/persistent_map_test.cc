@@ -138,3 +138,77 @@ TEST_CASE("persistent map: ForEachMutable leaves views untouched") {
   for (auto cursor = map.Begin(); cursor.valid(); cursor.Next()) REQUIRE(cursor.value() == "new");
   REQUIRE(map.CheckInvariants() == "");
 }
+
+TEST_CASE("persistent map: long keys of varying length (separators stored flat) match std::map") {
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    CAPTURE(seed);
+    Prng prng(seed);
+    Map map;
+    Model model;
+    std::vector<std::pair<Map, Model>> views;
+    for (int step = 0; step < 8000; ++step) {
+      // 1..200 bytes: separators of different lengths side by side, so
+      // inserting, erasing, splitting and merging shift their offsets.
+      const std::uint64_t i = prng.Index(4000);
+      const std::string key = std::string(1 + i % 200, static_cast<char>('a' + i % 26)) + std::to_string(i);
+      if (prng.NextDouble() < 0.6) {
+        map.Insert(key, "v");
+        model.emplace(key, "v");
+      } else {
+        REQUIRE(map.Erase(key) == (model.erase(key) == 1));
+      }
+      if (prng.Chance(0.005)) views.emplace_back(map, model);
+      if (step % 2000 == 1999) CheckSame(map, model);
+    }
+    CheckSame(map, model);
+    for (const auto& [view, contents] : views) CheckSame(view, contents);
+  }
+}
+
+TEST_CASE("persistent map: segments cover every item once, in order, and the cursor tells them apart") {
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    CAPTURE(seed);
+    Prng prng(seed);
+    Map map;
+    // From empty and one-leaf maps up to several levels; erases leave uneven leaves.
+    const std::size_t keys = seed == 1 ? 0 : seed == 2 ? 40 : 2000 * seed;
+    for (std::size_t i = 0; i < keys; ++i) map.Insert(KeyOf(prng.Index(100003)), "v");
+    for (std::size_t i = 0; i < keys / 3; ++i) map.Erase(KeyOf(prng.Index(100003)));
+    REQUIRE(map.CheckInvariants() == "");
+    const auto segments = map.Segments();
+    if (map.empty()) {
+      REQUIRE(segments.empty());
+      continue;
+    }
+    if (keys >= 8000) REQUIRE(segments.size() >= 2);
+    // Walking the whole map, a new segment starts exactly where the next
+    // segment's cursor points, and each holds its counted items.
+    std::size_t index = 0, in_segment = 0, total = 0;
+    const void* current = nullptr;
+    for (auto cursor = map.Begin(); cursor.valid(); cursor.Next()) {
+      if (cursor.segment() != current) {
+        if (current != nullptr) {
+          REQUIRE(in_segment == segments[index].items);
+          ++index;
+        }
+        while (index < segments.size() && segments[index].items == 0) ++index;  // empty segments have no items
+        REQUIRE(index < segments.size());
+        REQUIRE(segments[index].begin.valid());
+        REQUIRE(segments[index].begin.key() == cursor.key());
+        REQUIRE(segments[index].begin.segment() == cursor.segment());
+        current = cursor.segment();
+        in_segment = 0;
+      }
+      ++in_segment;
+      ++total;
+    }
+    REQUIRE(in_segment == segments[index].items);
+    REQUIRE(total == map.size());
+    std::size_t counted = 0;
+    for (const auto& segment : segments) {
+      REQUIRE(segment.items <= Map::kMaxChildren * Map::kMaxLeafItems);
+      counted += segment.items;
+    }
+    REQUIRE(counted == map.size());
+  }
+}
