@@ -375,7 +375,9 @@ void Runner::RunSustained() {
            " s; refused " + std::to_string(r.refused) + ", uncertain " + std::to_string(r.uncertain) +
            "; CPU: agents " + Figure(r.agents_cpu_cores, 2) + ", writers " + Figure(r.writer_cpu_cores, 2) + " of " +
            std::to_string(std::thread::hardware_concurrency()) + " cores); ack latency median/p99/max " +
-           ThreeFigures(r.ack_latency_ms) + " ms; every agent held every write " + Figure(r.converge_seconds, 2) +
+           ThreeFigures(r.ack_latency_ms) + " ms; " +
+           (r.writes_per_delta ? Figure(*r.writes_per_delta, 1) + " writes per delta; " : std::string()) +
+           "every agent held every write " + Figure(r.converge_seconds, 2) +
            " s after the load; ?keys check: " + std::to_string(r.verified_keys) + " keys x " +
            std::to_string(r.agents) + " agents, missing " + std::to_string(r.missing) + "; values read back " +
            std::to_string(r.values_checked) + ", wrong " + std::to_string(r.values_wrong) + "; store digests " +

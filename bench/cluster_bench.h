@@ -191,6 +191,9 @@ struct SustainedResult {
   std::uint64_t values_checked = 0;    // (key, agent) values read back and compared
   std::uint64_t values_wrong = 0;
   std::optional<bool> digests_equal;   // /v1/status "digest" identical on every agent, if reported
+  // Acknowledged writes per delta their agents made (grapevine_kv_grouped_writes_total
+  // over grapevine_kv_write_groups_total), if the agents count them.
+  std::optional<double> writes_per_delta;
 };
 
 Result<SustainedResult> MeasureSustainedWrites(GrapevineCluster& cluster, const SustainedOptions& options, Prng& prng);

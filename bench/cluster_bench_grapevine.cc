@@ -71,6 +71,23 @@ struct GossipCounters {
   Clock::time_point at;  // midpoint of the scrape round
 };
 
+// Summed over every agent's /metrics: (deltas made from grouped writes,
+// writes they carried); nullopt when an agent does not count them.
+Result<std::optional<std::pair<double, double>>> ScrapeWriteGroups(const std::vector<GrapevineAgent>& agents) {
+  std::pair<double, double> totals{0, 0};
+  for (const GrapevineAgent& agent : agents) {
+    cli::HttpClient client(agent.http, ClientTimeout(10000));
+    auto response = client.Get("/metrics");
+    if (!response.ok()) return response.status();
+    auto samples = ParsePrometheusText(response->body);
+    if (!samples.ok()) return Status::Corruption(agent.name + " /metrics: " + samples.status().message());
+    if (!HasMetric(*samples, "grapevine_kv_write_groups_total")) return std::optional<std::pair<double, double>>();
+    totals.first += SumSamples(*samples, "grapevine_kv_write_groups_total");
+    totals.second += SumSamples(*samples, "grapevine_kv_grouped_writes_total");
+  }
+  return std::optional<std::pair<double, double>>(totals);
+}
+
 Result<GossipCounters> ScrapeGossip(const std::vector<GrapevineAgent>& agents) {
   GossipCounters totals;
   const Clock::time_point start = Clock::now();
@@ -539,6 +556,8 @@ Result<SustainedResult> MeasureSustainedWrites(GrapevineCluster& cluster, const 
 
   auto baseline = ReadKeyCounts(agents);
   if (!baseline.ok()) return baseline.status();
+  auto groups_before = ScrapeWriteGroups(agents);
+  if (!groups_before.ok()) return groups_before.status();
 
   struct WriterState {
     std::vector<std::uint64_t> acknowledged;  // indexes
@@ -619,6 +638,12 @@ Result<SustainedResult> MeasureSustainedWrites(GrapevineCluster& cluster, const 
   result.writer_cpu_cores = (cpu_seconds(usage_after) - cpu_seconds(usage_before)) / result.seconds;
   result.agents_cpu_cores = (agents_cpu_after - agents_cpu_before) / result.seconds;
   result.ack_latency_ms = Summarize(std::move(latencies));
+  auto groups_after = ScrapeWriteGroups(agents);
+  if (!groups_after.ok()) return groups_after.status();
+  if (*groups_before && *groups_after && (*groups_after)->first > (*groups_before)->first) {
+    result.writes_per_delta = ((*groups_after)->second - (*groups_before)->second) /
+                              ((*groups_after)->first - (*groups_before)->first);
+  }
   if (result.refused > 0) {
     std::printf("# sustained: %llu writes refused; first: %s\n", static_cast<unsigned long long>(result.refused),
                 first_refusal.c_str());

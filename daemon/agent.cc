@@ -392,11 +392,12 @@ void Agent::RunBroadcast(const broadcast::InEvent& event) {
   broadcast::Outbox out;
   plumtree_->handle(event, Now(), out);
   // A GRAFT or PRUNE (or a neighbour change) reshaped the tree: publish it,
-  // rate-limited like view changes, so other nodes' web UIs see it.
+  // rate-limited by cluster size (busy_record_gap_per_node_ms), so other
+  // nodes' web UIs see it.
   if (plumtree_->eager_peers() != last_eager_ || plumtree_->lazy_peers() != last_lazy_) {
     last_eager_ = plumtree_->eager_peers();
     last_lazy_ = plumtree_->lazy_peers();
-    views_changed_ = true;
+    tree_changed_ = true;
   }
   for (broadcast::OutEvent& output : out.events) {
     std::visit(Overloaded{
@@ -867,9 +868,9 @@ void Agent::Housekeeping() {
   }
   if (now - last_record_ms_ >= options_.overlay_record_interval_ms ||
       (views_changed_ && now - last_record_ms_ >= options_.overlay_record_min_gap_ms) ||
-      (applied_changed_ &&
+      ((applied_changed_ || tree_changed_) &&
        now - last_record_ms_ >= std::max<std::uint64_t>(options_.overlay_record_min_gap_ms,
-                                                        options_.applied_record_gap_per_node_ms * records_.size()))) {
+                                                        options_.busy_record_gap_per_node_ms * records_.size()))) {
     PublishRecord(/*left=*/false);
   }
   for (auto it = records_.begin(); it != records_.end();) {
@@ -903,6 +904,7 @@ wire::OverlayRecord Agent::LocalRecord() const {
 void Agent::PublishRecord(bool left) {
   last_record_ms_ = uv_now(loop_);
   views_changed_ = false;
+  tree_changed_ = false;
   applied_changed_ = false;
   record_seq_ = std::max(record_seq_ + 1, WallMs());
   wire::OverlayRecord record = LocalRecord();
@@ -1099,6 +1101,10 @@ std::string Agent::MetricsText() const {
   w.Counter("grapevine_kv_writes_total", "Acknowledged local writes", static_cast<double>(kv.writes));
   w.Counter("grapevine_kv_write_errors_total", "Local writes refused or failed", static_cast<double>(kv.write_errors));
   w.Counter("grapevine_kv_cas_conflicts_total", "Compare-and-set mismatches", static_cast<double>(kv.cas_conflicts));
+  w.Counter("grapevine_kv_write_groups_total", "Deltas made from single-key writes read in one loop iteration",
+            static_cast<double>(kv.write_groups));
+  w.Counter("grapevine_kv_grouped_writes_total", "Single-key writes carried by those deltas",
+            static_cast<double>(kv.grouped_writes));
   w.Gauge("grapevine_kv_blocking_reads", "Blocking reads waiting", static_cast<double>(kv.blocking_reads));
   w.Gauge("grapevine_kv_watchers", "Open watch streams", static_cast<double>(kv.watchers));
 

@@ -83,9 +83,13 @@ struct AgentOptions {
   std::uint64_t overlay_record_interval_ms = 15000;
   std::uint64_t overlay_record_min_gap_ms = 2000;  // after a view change
   // After the applied vector changed (so the web UI can count the agents that
-  // have a write): at most one record per max(overlay_record_min_gap_ms, this
-  // x known nodes), i.e. about 100 records/s cluster-wide under constant writes.
-  std::uint64_t applied_record_gap_per_node_ms = 10;
+  // have a write) or the Plumtree tree changed (a GRAFT or PRUNE): at most one
+  // record per max(overlay_record_min_gap_ms, this x known nodes), i.e. at
+  // most 10 records/s cluster-wide however busy the cluster is, each received
+  // by every node. (A tree change used to count as a view change, 2 s apart
+  // at any size: 100 idle agents then sent each other ~130 GOSSIP per agent
+  // per second, whose duplicates changed the tree again; docs/ui.md.)
+  std::uint64_t busy_record_gap_per_node_ms = 100;
   std::uint64_t overlay_record_expiry_ms = 60000;
   std::uint64_t seed_retry_interval_ms = 2000;
   std::uint64_t max_sync_reply_bytes = 4u << 20;
@@ -257,7 +261,8 @@ class Agent {
   // A SyncRequest said this node was away longer than tombstone_gc: the next
   // snapshot installed replaces the state instead of merging into it.
   bool stale_ = false;
-  bool views_changed_ = false;
+  bool views_changed_ = false;  // HyParView active view
+  bool tree_changed_ = false;   // Plumtree eager/lazy sets
   bool applied_changed_ = false;        // since the last record published
   // The highest own seq that is durable and handed to the broadcast and the
   // catch-up tail; local writes above it are applied but still in the WAL.

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <set>
 #include <vector>
 
 #include "daemon/http/url.h"
@@ -135,6 +136,27 @@ struct KvService::Impl {
   std::uint64_t next_id = 1;
   uv_timer_t keepalive{};
   bool keepalive_started = false;
+
+  // Write grouping. Single-key PUTs and DELETEs that arrive in one loop
+  // iteration become one delta (one seq, one WAL record, one broadcast), the
+  // way etcd batches proposals: under load the per-delta costs (Plumtree ids,
+  // frames, WAL records, catch-up tail entries) are paid once per group
+  // instead of once per request. Invariants: the group's keys are distinct (a
+  // second write of a key flushes the group first, so it sees the first one's
+  // result, ?cas included); the group is flushed by the prepare handle before
+  // the loop next blocks in poll, so grouping never delays a write past the
+  // current iteration; each request is checked on its own at the flush, so a
+  // refused one (?cas mismatch, limits) fails alone.
+  struct PendingWrite {
+    LocalOp op;
+    std::function<void(const Status&, std::uint64_t version, const statestore::Hlc&)> done;
+  };
+  static constexpr std::size_t kMaxGroupOps = 64;
+  static constexpr std::size_t kMaxGroupBytes = 256 * 1024;  // keys + values
+  std::vector<PendingWrite> group;
+  std::set<std::string, std::less<>> group_keys;
+  std::size_t group_bytes = 0;
+  uv_prepare_t group_flush{};
   bool closing = false;
   int closing_handles = 0;
   std::function<void()> on_closed;
@@ -145,6 +167,8 @@ struct KvService::Impl {
         metrics(m) {
     uv_timer_init(loop, &keepalive);
     keepalive.data = this;
+    uv_prepare_init(loop, &group_flush);
+    group_flush.data = this;
   }
 
   Response WithIndex(Response r) const {
@@ -350,7 +374,10 @@ struct KvService::Impl {
     std::function<void(const WriteJob&)> done;
   };
 
-  void Write(const std::vector<std::vector<LocalOp>>& batches, std::function<void(const WriteJob&)> done) {
+  // `versions`, when given, receives each changed key's new modify index as
+  // the deltas are applied (before `done`).
+  void Write(const std::vector<std::vector<LocalOp>>& batches, std::function<void(const WriteJob&)> done,
+             std::map<std::string, std::uint64_t>* versions = nullptr) {
     auto job = std::make_shared<WriteJob>();
     job->done = std::move(done);
     job->pending = 1;  // released below, after every batch is submitted
@@ -368,6 +395,7 @@ struct KvService::Impl {
         break;
       }
       for (const auto& [key, version] : applied.changed) job->last_version = std::max(job->last_version, version);
+      if (versions != nullptr) versions->insert(applied.changed.begin(), applied.changed.end());
       job->last_hlc = delta->hlc;
       NotifyChanged(applied.changed);
       auto shared_delta = std::make_shared<statestore::Delta>(std::move(*delta));
@@ -386,6 +414,94 @@ struct KvService::Impl {
       });
     }
     if (--job->pending == 0) job->done(*job);
+  }
+
+  // Queues a single-key write into the current group (see PendingWrite).
+  void Enqueue(LocalOp op, std::function<void(const Status&, std::uint64_t, const statestore::Hlc&)> done) {
+    if (closing) {
+      done(Status::Unavailable("the agent is shutting down"), 0, {});
+      return;
+    }
+    const std::size_t bytes = op.key.size() + op.value.size();
+    const std::size_t max_ops = std::min(kMaxGroupOps, store.limits().max_ops_per_delta);
+    if (!group.empty() && (group_keys.count(op.key) != 0 || group.size() >= max_ops ||
+                           group_bytes + bytes > kMaxGroupBytes)) {
+      FlushGroup();
+    }
+    if (group.empty()) uv_prepare_start(&group_flush, [](uv_prepare_t* h) { static_cast<Impl*>(h->data)->FlushGroup(); });
+    group_keys.insert(op.key);
+    group_bytes += bytes;
+    group.push_back(PendingWrite{std::move(op), std::move(done)});
+  }
+
+  void FlushGroup() {
+    uv_prepare_stop(&group_flush);
+    if (group.empty()) return;
+    std::vector<PendingWrite> writes = std::move(group);
+    group.clear();
+    group_keys.clear();
+    group_bytes = 0;
+    // Each request on its own first: one refused write must not fail the others.
+    std::vector<PendingWrite> accepted;
+    accepted.reserve(writes.size());
+    for (PendingWrite& w : writes) {
+      if (Status st = store.CheckLocalOp(w.op); !st.ok()) {
+        w.done(st, 0, {});
+        continue;
+      }
+      accepted.push_back(std::move(w));
+    }
+    if (!accepted.empty()) WriteGroup(std::move(accepted));
+  }
+
+  // One delta for `writes` (distinct keys, each already checked). When the
+  // delta as a whole is refused (its encoded size bound, with large version
+  // vectors), each write is tried as its own delta, so only a write that is
+  // refused alone fails.
+  void WriteGroup(std::vector<PendingWrite> writes) {
+    ++metrics.write_groups;
+    metrics.grouped_writes += writes.size();
+    auto shared = std::make_shared<std::vector<PendingWrite>>(std::move(writes));
+    std::vector<LocalOp> ops;
+    ops.reserve(shared->size());
+    for (const PendingWrite& w : *shared) ops.push_back(w.op);
+    auto versions = std::make_shared<std::map<std::string, std::uint64_t>>();
+    // Write runs `done` synchronously exactly when the delta could not be
+    // made or applied; later (from the WAL writer) otherwise.
+    auto in_call = std::make_shared<bool>(true);
+    bool refused_whole = false;
+    Write(
+        {std::move(ops)},
+        [shared, versions, in_call, &refused_whole](const WriteJob& job) {
+          if (*in_call && !job.failure.ok() && shared->size() > 1) {
+            refused_whole = true;  // `refused_whole` is alive: we are inside Write
+            return;
+          }
+          for (PendingWrite& w : *shared) {
+            auto it = versions->find(w.op.key);
+            w.done(job.failure, it == versions->end() ? 0 : it->second, job.last_hlc);
+          }
+        },
+        versions.get());
+    *in_call = false;
+    if (refused_whole) {
+      --metrics.write_groups;  // counted again per write below
+      metrics.grouped_writes -= shared->size();
+      for (PendingWrite& w : *shared) {
+        std::vector<PendingWrite> one;
+        one.push_back(std::move(w));
+        WriteGroup(std::move(one));
+      }
+    }
+  }
+
+  void Answer(Responder responder, const Status& failure, std::uint64_t version, const statestore::Hlc& hlc,
+              nlohmann::json body) {
+    WriteJob job;
+    job.failure = failure;
+    job.last_version = version;
+    job.last_hlc = hlc;
+    Answer(std::move(responder), job, std::move(body));
   }
 
   void Answer(Responder responder, const WriteJob& job, nlohmann::json body) {
@@ -428,8 +544,8 @@ struct KvService::Impl {
     op.value = std::move(req.body);
     op.flags = flags->value_or(0);
     op.cas = *cas;
-    Write({{std::move(op)}}, [this, responder, key](const WriteJob& job) {
-      Answer(responder, job, nlohmann::json{{"key", key}});
+    Enqueue(std::move(op), [this, responder, key](const Status& failure, std::uint64_t version, const statestore::Hlc& hlc) {
+      Answer(responder, failure, version, hlc, nlohmann::json{{"key", key}});
     });
   }
 
@@ -449,15 +565,17 @@ struct KvService::Impl {
       op.kind = OpKind::kDelete;
       op.key = key;
       op.cas = *cas;
-      Write({{std::move(op)}}, [this, responder, key](const WriteJob& job) {
-        Answer(responder, job, nlohmann::json{{"key", key}, {"deleted", 1}});
-      });
+      Enqueue(std::move(op),
+              [this, responder, key](const Status& failure, std::uint64_t version, const statestore::Hlc& hlc) {
+                Answer(responder, failure, version, hlc, nlohmann::json{{"key", key}, {"deleted", 1}});
+              });
       return;
     }
     if (cas->has_value()) {
       responder.Finish(Response::Error(400, "bad_request", "?cas cannot be combined with ?recurse"));
       return;
     }
+    FlushGroup();  // earlier single-key writes come first
     const std::vector<std::string> keys = store.KeysUnderPrefix(key, options.max_recurse_results);
     if (keys.empty()) {
       responder.Finish(WithIndex(Response::Json(200, nlohmann::json{{"key", key}, {"deleted", 0}}.dump())));
@@ -493,6 +611,7 @@ struct KvService::Impl {
 
   void Close(std::function<void()> cb) {
     if (closing) return;
+    FlushGroup();  // requests already accepted are written, as without grouping
     closing = true;
     on_closed = std::move(cb);
     ++closing_handles;  // held until the end of this function
@@ -504,6 +623,9 @@ struct KvService::Impl {
     metrics.watchers = 0;
     ++closing_handles;
     uv_close(reinterpret_cast<uv_handle_t*>(&keepalive),
+             [](uv_handle_t* h) { static_cast<Impl*>(h->data)->HandleClosed(); });
+    ++closing_handles;
+    uv_close(reinterpret_cast<uv_handle_t*>(&group_flush),
              [](uv_handle_t* h) { static_cast<Impl*>(h->data)->HandleClosed(); });
     HandleClosed();
   }

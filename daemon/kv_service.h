@@ -46,6 +46,8 @@ struct KvMetrics {
   std::uint64_t writes = 0;          // acknowledged write requests
   std::uint64_t write_errors = 0;    // refused (limits, CAS) or failed (WAL)
   std::uint64_t cas_conflicts = 0;
+  std::uint64_t write_groups = 0;    // deltas made from grouped single-key writes
+  std::uint64_t grouped_writes = 0;  // single-key writes those deltas carried
   std::uint64_t blocking_reads = 0;  // currently waiting
   std::uint64_t watchers = 0;        // open SSE streams
   std::uint64_t watch_events = 0;

@@ -82,6 +82,19 @@ Status Store::CheckCas(std::string_view key, std::uint64_t expected) const {
   return Status::Ok();
 }
 
+Status Store::CheckLocalOp(const LocalOp& local) const {
+  GV_RETURN_IF_ERROR(ValidateKey(local.key));
+  if (local.kind == OpKind::kDelete && !local.value.empty()) {
+    return Status::InvalidArgument("delete of '" + local.key + "' carries a value");
+  }
+  if (local.value.size() > limits_.max_value_bytes) {
+    return Status::TooLarge("value of '" + local.key + "' is " + std::to_string(local.value.size()) +
+                            " bytes, over max_value_bytes=" + std::to_string(limits_.max_value_bytes));
+  }
+  if (local.cas.has_value()) GV_RETURN_IF_ERROR(CheckCas(local.key, *local.cas));
+  return Status::Ok();
+}
+
 Result<Delta> Store::MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64_t physical_wall_ms) {
   if (ops.empty()) return Status::InvalidArgument("a write needs at least one op");
   if (ops.size() > limits_.max_ops_per_delta) {
@@ -94,15 +107,7 @@ Result<Delta> Store::MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64
   delta.seq = (applied == applied_.end() ? 0 : applied->second) + 1;
   delta.ops.reserve(ops.size());
   for (const LocalOp& local : ops) {
-    GV_RETURN_IF_ERROR(ValidateKey(local.key));
-    if (local.kind == OpKind::kDelete && !local.value.empty()) {
-      return Status::InvalidArgument("delete of '" + local.key + "' carries a value");
-    }
-    if (local.value.size() > limits_.max_value_bytes) {
-      return Status::TooLarge("value of '" + local.key + "' is " + std::to_string(local.value.size()) +
-                              " bytes, over max_value_bytes=" + std::to_string(limits_.max_value_bytes));
-    }
-    if (local.cas.has_value()) GV_RETURN_IF_ERROR(CheckCas(local.key, *local.cas));
+    GV_RETURN_IF_ERROR(CheckLocalOp(local));
     Op op;
     op.kind = local.kind;
     op.key = local.key;

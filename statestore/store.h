@@ -195,6 +195,11 @@ class Store {
   // current key state. Does not change the state: Apply() the delta (after
   // logging it) before making the next one, or the two would share a seq.
   Result<Delta> MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64_t physical_wall_ms);
+  // The checks MakeLocalDelta makes of each op on its own (key rules, a
+  // delete without value, max_value_bytes, ?cas against the current state),
+  // so a caller grouping several requests into one delta can refuse one
+  // request without failing the others.
+  Status CheckLocalOp(const LocalOp& op) const;
 
   // Merges a delta (local or remote). Duplicates and held-back deltas are
   // normal outcomes; kRejected carries a Status (invalid delta, held-back queue

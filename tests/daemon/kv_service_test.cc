@@ -7,7 +7,9 @@
 #include <csignal>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
+#include <vector>
 
 #include "fs/posix_file_system.h"
 #include "tests/daemon/http_test_client.h"
@@ -71,8 +73,21 @@ struct KvFixture {
     server->Route("GET", "/test/blocking", [this](http::Request&, http::Responder r) {
       r.Finish(http::Response::Json(200, std::to_string(kv->metrics().blocking_reads)));
     });
+    server->Route("GET", "/test/deltas", [this](http::Request&, http::Responder r) {
+      r.Finish(http::Response::Json(200, std::to_string(durable_deltas)));
+    });
+    // Blocks the loop thread until the client releases it (bounded), so the
+    // requests the client sends meanwhile are all ready when the loop polls
+    // again: they are read in one loop iteration.
+    server->Route("GET", "/test/hold", [this](http::Request&, http::Responder r) {
+      holding = true;
+      for (int i = 0; i < 5000 && !released; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      r.Finish(http::Response::Json(200, released ? "\"released\"" : "\"timed out\""));
+    });
     REQUIRE(server->Listen("127.0.0.1:0").ok());
   }
+  std::atomic<bool> holding{false};
+  std::atomic<bool> released{false};
 
   void Run(const std::function<void(int port)>& client) {
     done.data = this;
@@ -225,4 +240,78 @@ TEST_CASE("kv api over real HTTP: writes, reads, CAS, limits, blocking reads, wa
   CHECK(records == f.durable_deltas);
   CHECK(replayed.Digest() == f.store.Digest());
   REQUIRE((*reopened)->Close().ok());
+}
+
+TEST_CASE("kv writes read in one loop iteration become one delta; a refused one fails alone") {
+  KvFixture f;
+  f.Run([&](int port) {
+    // Holds the loop, queues one PUT per connection in the kernel, releases:
+    // the loop then reads them all in one iteration. Returns the responses
+    // in the order of `targets`; the bodies are "value<i>".
+    auto burst = [&](const std::vector<std::string>& targets) {
+      f.released = false;
+      f.holding = false;
+      std::string hold_response;
+      std::thread hold([&] { hold_response = Request(port, "GET", "/test/hold"); });
+      for (int i = 0; i < 5000 && !f.holding; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      std::vector<int> fds;
+      for (std::size_t i = 0; i < targets.size(); ++i) {
+        int fd = gv::testing::ConnectLoopback(port);
+        const std::string body = "value" + std::to_string(i);
+        if (fd >= 0) {
+          gv::testing::SendAll(fd, "PUT " + targets[i] + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" +
+                                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+        }
+        fds.push_back(fd);
+      }
+      f.released = true;
+      hold.join();
+      CHECK(BodyOf(hold_response) == "\"released\"");
+      std::vector<std::string> responses;
+      for (int fd : fds) {
+        std::string out;
+        char buf[4096];
+        for (ssize_t n; fd >= 0 && (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+        if (fd >= 0) ::close(fd);
+        responses.push_back(out);
+      }
+      return responses;
+    };
+    auto deltas = [&] { return std::stoi(BodyOf(Request(port, "GET", "/test/deltas"))); };
+
+    std::string first = Request(port, "PUT", "/v1/kv/g/existing", "v");
+    REQUIRE(StatusOf(first) == 200);
+    const std::uint64_t existing_version = json::parse(BodyOf(first))["version"];
+
+    // Three writes and a ?cas mismatch: the three share one delta (one HLC);
+    // the mismatch fails alone with its own 409 and changes nothing.
+    int before = deltas();
+    std::vector<std::string> r = burst({"/v1/kv/g/a", "/v1/kv/g/b", "/v1/kv/g/c",
+                                        "/v1/kv/g/existing?cas=" + std::to_string(existing_version + 100)});
+    std::set<std::string> hlcs;
+    for (int i = 0; i < 3; ++i) {
+      REQUIRE_MESSAGE(StatusOf(r[i]) == 200, r[i]);
+      hlcs.insert(json::parse(BodyOf(r[i]))["hlc"].get<std::string>());
+      CHECK(json::parse(BodyOf(Request(port, "GET", "/v1/kv/g/" + std::string(1, "abc"[i]))))["value"] ==
+            "value" + std::to_string(i));
+    }
+    CHECK(hlcs.size() == 1);
+    CHECK(StatusOf(r[3]) == 409);
+    CHECK(json::parse(BodyOf(Request(port, "GET", "/v1/kv/g/existing")))["value"] == "v");
+    CHECK(deltas() == before + 1);
+
+    // Two writes of one key never share a delta: the second sees the first
+    // (?cas=0 on both: exactly one wins).
+    before = deltas();
+    r = burst({"/v1/kv/g/dup?cas=0", "/v1/kv/g/dup?cas=0"});
+    const int winner = StatusOf(r[0]) == 200 ? 0 : 1;
+    CHECK(StatusOf(r[winner]) == 200);
+    CHECK(StatusOf(r[1 - winner]) == 409);
+    CHECK(json::parse(BodyOf(Request(port, "GET", "/v1/kv/g/dup")))["value"] == "value" + std::to_string(winner));
+    CHECK(deltas() == before + 1);
+  });
+  CHECK(f.kv->metrics().writes == 5);
+  CHECK(f.kv->metrics().cas_conflicts == 2);
+  CHECK(f.kv->metrics().write_groups == 3);    // g/existing; a+b+c; the winning g/dup
+  CHECK(f.kv->metrics().grouped_writes == 5);
 }
