@@ -72,6 +72,7 @@ void Plumtree::OnNeighborUp(NodeId peer, TimePoint now, Outbox& out) {
   // New links start eager (the paper): the tree heals through them first and
   // redundant ones are pruned by the first duplicate.
   eager_.insert(peer);
+  neighbors_.insert(std::upper_bound(neighbors_.begin(), neighbors_.end(), peer), peer);
   for (auto& [origin, tree] : origin_trees_) tree.eager.insert(peer);
   AnnounceRecent(peer, now, out);
 }
@@ -97,6 +98,7 @@ void Plumtree::AnnounceRecent(NodeId peer, TimePoint now, Outbox& out) {
 void Plumtree::OnNeighborDown(NodeId peer) {
   eager_.erase(peer);
   lazy_.erase(peer);
+  std::erase(neighbors_, peer);
   for (auto& [origin, tree] : origin_trees_) {
     tree.eager.erase(peer);
     tree.lazy.erase(peer);
@@ -252,9 +254,10 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
   }
   // The link carried a copy we already had: take it out of the tree (after the
   // configured number of consecutive duplicates).
-  std::uint32_t& streak = duplicate_streak_[from];
-  if (++streak < config_.prune_after_duplicates) return;
-  duplicate_streak_.erase(from);
+  auto streak = FindStreak(from);
+  if (streak == duplicate_streak_.end() || streak->first != from) streak = duplicate_streak_.emplace(streak, from, 0);
+  if (++streak->second < config_.prune_after_duplicates) return;
+  duplicate_streak_.erase(streak);
   MakeLazy(tree, from);
   SendPrune(tree, from, out);
 }
@@ -648,7 +651,8 @@ void Plumtree::EnsureSweep(TimePoint now, Outbox& out) {
 std::size_t Plumtree::memory_bytes() const {
   std::size_t bytes = sizeof(*this);
   bytes += (eager_.size() + lazy_.size()) * (kTreeNodeOverhead + sizeof(NodeId));
-  bytes += duplicate_streak_.size() * (kTreeNodeOverhead + sizeof(NodeId) + sizeof(std::uint32_t));
+  bytes += duplicate_streak_.capacity() * sizeof(duplicate_streak_[0]);
+  bytes += neighbors_.capacity() * sizeof(NodeId);
   bytes += seen_.capacity() * sizeof(SeenEntry);
   bytes += seen_order_.size() * sizeof(std::pair<TimePoint, MessageId>);
   bytes += payload_cells_.capacity() * sizeof(CachedPayload);
@@ -680,6 +684,17 @@ bool Plumtree::CheckInvariants(std::string* why) const {
   }
   if (eager_.count(self_) != 0 || lazy_.count(self_) != 0) return fail("self in its own peer sets");
   if (config_.eager_flooding && !lazy_.empty()) return fail("eager flooding with lazy peers");
+  {
+    std::set<NodeId> union_set = eager_;
+    union_set.insert(lazy_.begin(), lazy_.end());
+    if (!std::equal(union_set.begin(), union_set.end(), neighbors_.begin(), neighbors_.end())) {
+      return fail("neighbour index differs from eager ∪ lazy");
+    }
+    for (std::size_t i = 0; i < duplicate_streak_.size(); ++i) {
+      if (i > 0 && !(duplicate_streak_[i - 1].first < duplicate_streak_[i].first)) return fail("streaks not ascending");
+      if (union_set.count(duplicate_streak_[i].first) == 0) return fail("streak of a non-neighbour");
+    }
+  }
   if (origin_trees_.size() > config_.max_origin_trees) return fail("too many origin trees");
   if (origin_trees_.size() != origin_trees_by_use_.size()) return fail("origin trees and their use index disagree");
   for (const auto& [origin, tree] : origin_trees_) {

@@ -47,6 +47,7 @@
 // it; a timer that fires after its reason went away is a no-op.
 #pragma once
 
+#include <algorithm>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -393,12 +394,20 @@ class Plumtree {
   bool OwnOriginTreeDue(TimePoint now);
   static void MakeEager(const Tree& tree, NodeId peer);
   static void MakeLazy(const Tree& tree, NodeId peer);
-  // The map is empty almost always (streaks end at the first first copy):
-  // skip the lookup then, it runs for every first copy.
+  // The array is often empty (streaks end at the first first copy): skip
+  // the lookup then, it runs for every first copy.
   void ClearStreak(NodeId peer) {
-    if (!duplicate_streak_.empty()) duplicate_streak_.erase(peer);
+    if (duplicate_streak_.empty()) return;
+    auto it = FindStreak(peer);
+    if (it != duplicate_streak_.end() && it->first == peer) duplicate_streak_.erase(it);
   }
-  bool IsNeighbor(NodeId peer) const { return eager_.count(peer) != 0 || lazy_.count(peer) != 0; }
+  std::vector<std::pair<NodeId, std::uint32_t>>::iterator FindStreak(NodeId peer) {
+    return std::lower_bound(duplicate_streak_.begin(), duplicate_streak_.end(), peer,
+                            [](const std::pair<NodeId, std::uint32_t>& e, NodeId id) { return e.first < id; });
+  }
+  // eager_ ∪ lazy_ (checked by CheckInvariants), asked for every GOSSIP and
+  // IHAVE: one short contiguous array instead of two tree walks.
+  bool IsNeighbor(NodeId peer) const { return std::binary_search(neighbors_.begin(), neighbors_.end(), peer); }
   void Evict(TimePoint now);
   void EnsureSweep(TimePoint now, Outbox& out);
   void NoteHolder(const MessageId& id, NodeId peer);
@@ -411,7 +420,11 @@ class Plumtree {
   std::set<NodeId> eager_;
   std::set<NodeId> lazy_;
   // Duplicates per peer since its last first copy (for prune_after_duplicates).
-  std::map<NodeId, std::uint32_t> duplicate_streak_;
+  // Ascending by peer, at most one entry per neighbour: a flat array (it is
+  // looked up for every first copy) rather than a std::map.
+  std::vector<std::pair<NodeId, std::uint32_t>> duplicate_streak_;
+  // eager_ ∪ lazy_, ascending (only NeighborUp/NeighborDown change it).
+  std::vector<NodeId> neighbors_;
 
   // Hashed: looked up for every GOSSIP and IHAVE entry (the simulator's hot
   // path), never iterated in an order that reaches the output; eviction

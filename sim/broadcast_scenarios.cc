@@ -77,7 +77,9 @@ broadcast::MessageId BroadcastMeter::Broadcast(NodeIndex origin) {
     if (!sim_.alive(i)) last_down_call_[i] = call;
   }
   Sent sent;
-  sent.hops_plus_one.assign(sim_.size(), 0);
+  sent.row = hops_plus_one_.size();
+  if (hops_plus_one_.capacity() < sent.row + sim_.size()) hops_plus_one_.reserve(2 * (sent.row + sim_.size()));
+  hops_plus_one_.resize(sent.row + sim_.size(), 0);
   // The simulator picks the id; the record must exist before the origin's own
   // delivery, which happens inside Broadcast(): index it under the id the
   // simulator will use, then check.
@@ -115,7 +117,7 @@ void BroadcastMeter::OnDeliver(const DeliverEvent& event) {
     sent = &sent_[pending_];  // the origin's own delivery, inside Broadcast()
   }
   if (sent == nullptr) return;  // not ours (sent before this meter existed)
-  std::uint8_t& slot = sent->hops_plus_one[event.node];
+  std::uint8_t& slot = hops_plus_one_[sent->row + event.node];
   if (slot != 0) {
     ++duplicate_deliveries_;
     return;
@@ -142,7 +144,7 @@ BroadcastFigures BroadcastMeter::Figures() const {
     for (NodeIndex i = 0; i < sim_.size(); ++i) {
       if (last_down[i] >= static_cast<std::int64_t>(b)) continue;  // down at or after the send
       ++f.expected_deliveries;
-      if (s.hops_plus_one[i] != 0) ++f.deliveries;
+      if (hops_plus_one_[s.row + i] != 0) ++f.deliveries;
     }
     const double rmr =
         s.delivered > 1 ? static_cast<double>(s.payload_received) / static_cast<double>(s.delivered - 1) - 1.0 : 0.0;

@@ -76,8 +76,8 @@ class BroadcastMeter {
   struct Sent {
     broadcast::MessageId id;
     std::uint64_t payload_received = 0;
-    // hops + 1 of each node's delivery (0: not delivered), saturating at 255.
-    std::vector<std::uint8_t> hops_plus_one;
+    // Where this broadcast's row starts in hops_plus_one_.
+    std::size_t row = 0;
     std::uint32_t ldh = 0;
     std::uint32_t delivered = 0;
   };
@@ -87,6 +87,11 @@ class BroadcastMeter {
 
   Simulator& sim_;
   std::vector<Sent> sent_;
+  // One row of sim.size() bytes per broadcast: hops + 1 of each node's
+  // delivery (0: not delivered), saturating at 255. One array rather than a
+  // vector per broadcast: a 10 kB allocation per broadcast made malloc
+  // consolidate its small free chunks every time.
+  std::vector<std::uint8_t> hops_plus_one_;
   std::map<broadcast::MessageId, std::size_t> index_;
   // Index of the last Broadcast() call at which each node was not live.
   std::vector<std::int64_t> last_down_call_;

@@ -129,6 +129,22 @@ TEST_CASE("sim: a restarted node re-joins through its seeds with fresh state") {
   CHECK(MeasureHealth(sim).components == 1);
 }
 
+TEST_CASE("sim: a restarted bootstrap node re-joins through the nodes that joined after it") {
+  // Node 0 starts alone (no contact); before it remembered seeds, a restart
+  // left it with none and alone for good (churn at 10,000 nodes, seed 2).
+  Simulator sim(SmallConfig(100, 9));
+  BuildOverlay(sim, 3);
+  CHECK(sim.seeds(0) == std::vector<NodeId>{IdOfIndex(1), IdOfIndex(2), IdOfIndex(3)});
+  sim.Crash(0);
+  RunChecked(sim, Seconds(3));
+  sim.Restart(0);
+  CHECK(sim.hyparview(0).active_size() == 1);  // its JOIN opened a link at once
+  CHECK(sim.hyparview(0).stats().joins_sent == 1);
+  RunChecked(sim, Seconds(5));
+  CHECK(sim.hyparview(0).active_size() > 1);
+  CHECK(MeasureHealth(sim).components == 1);
+}
+
 TEST_CASE("sim: no active link crosses a partition") {
   Simulator sim(SmallConfig(120, 7));
   BuildOverlay(sim, 3);
