@@ -415,12 +415,12 @@ std::string EncodeSnapshot(const statestore::StoreView& view, std::uint64_t crea
 // entries, `first_entry` is the entry count of the earlier segments (known
 // from the tree before encoding), and only `position` (the chunk's index in
 // the stream) depends on how many chunks the earlier segments made. Workers
-// encode whole segments, each chunk with a placeholder position of 1 (so the
+// encode whole segments, each chunk with a stand-in position of 1 (so the
 // field is present and sits where the true value will); the calling thread
 // takes the chunks in stream order, writes the true position into the
-// placeholder's 8 bytes (a u64 field's layout does not depend on its value),
+// stand-in's 8 bytes (a u64 field's layout does not depend on its value),
 // computes the CRC, frames it and passes it on. So the bytes equal the serial
-// encoder's; tests/snapshot/codec_test.cc checks that over many seeds.
+// encoder's; tests/snapshot/parallel_codec_test.cc checks that over many seeds.
 
 namespace {
 
@@ -482,7 +482,7 @@ struct ParallelRun {
         std::uint64_t entries = 0;
         stream.Reset(segments[k].begin, /*one_segment=*/true);
         while (stream.Peek() != nullptr) {
-          entries += body.Entries(stream, /*position placeholder=*/1, first_entry[k] + entries);
+          entries += body.Entries(stream, /*stand-in position=*/1, first_entry[k] + entries);
           Chunk chunk;
           {
             std::lock_guard lock(mu);
@@ -583,7 +583,7 @@ Result<EncodeSummary> EncodeSnapshotParallel(statestore::StoreView view, std::ui
   std::uint32_t bodies_crc = 0;
   ChunkBodyBuilder body(target);
   // Frames the body at frame[kFrameHeaderBytes..], with `position` written
-  // at its placeholder, and passes it on.
+  // over its stand-in, and passes it on.
   auto emit = [&](std::string& frame, std::size_t position_offset, std::uint64_t position) -> Status {
     char* body_bytes = frame.data() + kFrameHeaderBytes;
     const std::size_t size = frame.size() - kFrameHeaderBytes;

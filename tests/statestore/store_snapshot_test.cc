@@ -56,6 +56,21 @@ LoadedSnapshot ToLoaded(const StoreView& view) {
   return loaded;
 }
 
+// `origin`'s next delta after `view` (seq one past the view's), built by the
+// origin's rules: each op's vector is the key's in the view plus this write.
+Delta NextDeltaAfter(const StoreView& view, const Delta& last_of_origin) {
+  const NodeId origin = last_of_origin.origin;
+  Delta next = last_of_origin;
+  next.seq = view.applied().at(origin) + 1;
+  next.hlc.wall_ms += 10;
+  for (Op& op : next.ops) {
+    const KeyEntry* current = view.Find(op.key);
+    op.vv = current != nullptr ? current->vv : VersionVector{};
+    op.vv[origin] = next.seq;
+  }
+  return next;
+}
+
 }  // namespace
 
 TEST_CASE("capture: views equal the state at their capture point while writes go on") {
@@ -201,14 +216,7 @@ TEST_CASE("install: held-back deltas that become next in order are released") {
   const NodeId origin = deltas.back().origin;
   const std::uint64_t covered = view.applied().at(origin);
   // The delta right after the snapshot's vector, built by the origin's rules.
-  Delta next = deltas.back();
-  next.seq = covered + 1;
-  next.hlc.wall_ms += 10;
-  for (Op& op : next.ops) {
-    const KeyEntry* current = view.Find(op.key);
-    op.vv = current != nullptr ? current->vv : VersionVector{};
-    op.vv[origin] = next.seq;
-  }
+  const Delta next = NextDeltaAfter(view, deltas.back());
   Store node(NodeId(60), StoreLimits{});
   REQUIRE(node.Apply(next, source.wall_ms()).status == ApplyStatus::kHeldBack);
   ApplyResult released;
@@ -333,14 +341,7 @@ TEST_CASE("merge: into an empty store (the whole tree taken) equals the key-by-k
   const StoreView view = peer.Capture();
   const NodeId origin = deltas.back().origin;
   const std::uint64_t covered = view.applied().at(origin);
-  Delta next = deltas.back();  // the origin's next delta, held back until the merge
-  next.seq = covered + 1;
-  next.hlc.wall_ms += 10;
-  for (Op& op : next.ops) {
-    const KeyEntry* current = view.Find(op.key);
-    op.vv = current != nullptr ? current->vv : VersionVector{};
-    op.vv[origin] = next.seq;
-  }
+  const Delta next = NextDeltaAfter(view, deltas.back());  // held back until the merge
 
   const EntryList view_before = CopyEntries(view);
   // The fast path: no keys yet, one held-back delta.
