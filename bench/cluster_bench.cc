@@ -42,6 +42,7 @@ struct Config {
   int spacing_min_ms = 100;
   int spacing_max_ms = 200;
   int drain_timeout_s = 30;
+  std::size_t propagation_origins = 0;
   std::string propagation_durability = "sync";
 
   int wrk_rounds = 5;
@@ -149,6 +150,7 @@ Status Runner::ResolveBinaries() {
 void Runner::RunPropagation() {
   PropagationOptions options;
   options.writes = config_.writes;
+  options.origins = config_.propagation_origins;
   options.spacing_min = std::chrono::milliseconds(config_.spacing_min_ms);
   options.spacing_max = std::chrono::milliseconds(config_.spacing_max_ms);
   options.drain_timeout = std::chrono::seconds(config_.drain_timeout_s);
@@ -195,8 +197,12 @@ void Runner::RunPropagation() {
                        Figure(w.ms) + " ms);";
           }
           if (!slowest.empty()) {
-            Line("# slowest writes:" + slowest + " GRAFTs sent by all agents while writing: " +
-                 Figure(result->grafts_during_writes.value_or(0), 0));
+            Line("# slowest writes:" + slowest + " sent by all agents while writing: GRAFT " +
+                 Figure(result->grafts_during_writes.value_or(0), 0) + " (graft timeouts " +
+                 Figure(result->graft_timeouts_during_writes.value_or(0), 0) + "), PRUNE " +
+                 Figure(result->prunes_during_writes.value_or(0), 0) + "; hop-difference repairs " +
+                 Figure(result->hop_optimizations_during_writes.value_or(0), 0) + ", origin trees created " +
+                 Figure(result->origin_trees_created_during_writes.value_or(0), 0));
           }
         }
       }
@@ -560,6 +566,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 600));
   app.add_option("--spacing-min-ms", config.spacing_min_ms, "least time between writes")->capture_default_str();
   app.add_option("--spacing-max-ms", config.spacing_max_ms, "most time between writes")->capture_default_str();
+  app.add_option("--origins", config.propagation_origins,
+                 "propagation: write on a random one of the first N agents (0: any agent, the default)")
+      ->capture_default_str();
   app.add_option("--drain-timeout", config.drain_timeout_s, "seconds to wait after the last write for every agent")
       ->capture_default_str();
   app.add_option("--durability", config.propagation_durability, "durability of the propagation and HTTP agents")

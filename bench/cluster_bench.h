@@ -80,6 +80,8 @@ struct PropagationOptions {
   std::chrono::milliseconds spacing_max{200};
   // After the last write: how long to wait for every agent to see every write.
   std::chrono::milliseconds drain_timeout{30000};
+  // Each write goes to a random one of the first `origins` agents (0: any agent).
+  std::size_t origins = 0;
 };
 
 struct PropagationResult {
@@ -97,6 +99,10 @@ struct PropagationResult {
   std::optional<double> background_gossip_per_s;
   std::optional<double> duplicates_per_write_per_agent;
   std::optional<double> grafts_during_writes;  // GRAFTs sent by all agents (writes and overlay records)
+  std::optional<double> prunes_during_writes;  // PRUNEs sent by all agents
+  std::optional<double> graft_timeouts_during_writes;  // graft timers that found the id still missing
+  std::optional<double> hop_optimizations_during_writes;  // hop-difference repairs
+  std::optional<double> origin_trees_created_during_writes;  // per-origin trees created, summed over agents
   // serf only: wall time of one `serf event` command (fork to exit).
   std::vector<double> serf_cli_ms;
   // The slowest complete writes, slowest first (at most 3): where they were

@@ -63,6 +63,10 @@ struct GossipCounters {
   double gossip_sent = 0;
   double duplicates = 0;
   double grafts = 0;
+  double prunes = 0;
+  double graft_timeouts = 0;
+  double hop_optimizations = 0;
+  double origin_trees_created = 0;
   // grapevine_broadcast_payload_messages_sent_total{kind="delta"}: GOSSIP
   // messages that carried a KV delta (not an overlay or membership record).
   // Absent from older agents; then only the GOSSIP figure with the background
@@ -106,6 +110,10 @@ Result<GossipCounters> ScrapeGossip(const std::vector<GrapevineAgent>& agents) {
     totals.gossip_sent += SumSamples(*samples, "grapevine_peer_messages_sent_total", {{"type", "GOSSIP"}});
     totals.duplicates += SumSamples(*samples, "grapevine_broadcast_duplicates_total");
     totals.grafts += SumSamples(*samples, "grapevine_broadcast_grafts_sent_total");
+    totals.prunes += SumSamples(*samples, "grapevine_broadcast_prunes_sent_total");
+    totals.graft_timeouts += SumSamples(*samples, "grapevine_broadcast_graft_timeouts_total");
+    totals.hop_optimizations += SumSamples(*samples, "grapevine_broadcast_hop_optimizations_total");
+    totals.origin_trees_created += SumSamples(*samples, "grapevine_broadcast_origin_trees_created_total");
     if (HasMetric(*samples, "grapevine_broadcast_payload_messages_sent_total")) {
       totals.delta_payloads_sent = totals.delta_payloads_sent.value_or(0) +
                                    SumSamples(*samples, "grapevine_broadcast_payload_messages_sent_total",
@@ -484,7 +492,7 @@ Result<PropagationResult> MeasureGrapevinePropagation(GrapevineCluster& cluster,
   std::vector<std::string> keys;
   for (std::size_t i = 0; i < options.writes; ++i) {
     const std::string key = "bench/w" + std::to_string(i);
-    const std::size_t origin = prng.Index(n);
+    const std::size_t origin = prng.Index(options.origins == 0 ? n : std::min(n, options.origins));
     const Clock::time_point send = Clock::now();
     GV_RETURN_IF_ERROR(Put(*clients[origin], key, "value-" + std::to_string(i)));
     sent_at.push_back(send);
@@ -529,6 +537,10 @@ Result<PropagationResult> MeasureGrapevinePropagation(GrapevineCluster& cluster,
   const double raw = after->gossip_sent - before->gossip_sent;
   result.gossip_raw_per_write_per_agent = raw / denominator;
   result.grafts_during_writes = after->grafts - before->grafts;
+  result.prunes_during_writes = after->prunes - before->prunes;
+  result.graft_timeouts_during_writes = after->graft_timeouts - before->graft_timeouts;
+  result.hop_optimizations_during_writes = after->hop_optimizations - before->hop_optimizations;
+  result.origin_trees_created_during_writes = after->origin_trees_created - before->origin_trees_created;
   if (after->delta_payloads_sent && before->delta_payloads_sent) {
     result.delta_payloads_per_write_per_agent = (*after->delta_payloads_sent - *before->delta_payloads_sent) / denominator;
     // Duplicates cannot be split by kind: this one includes overlay records.

@@ -238,8 +238,14 @@ Status Agent::Open() {
   locator_host.broadcast = [this](std::string payload) {
     // Ids above every earlier run's: wall-clock based, like overlay records.
     locator_seq_ = std::max(locator_seq_ + 1, WallMs());
-    Post(broadcast::InEvent{
-        broadcast::BroadcastRequest{broadcast::MessageId{self_, kLocatorIdBit | locator_seq_}, std::move(payload)}});
+    // Background: member and service records are bookkeeping like overlay
+    // records. Counted toward the node's burst, an agent's alive record at
+    // start and again at its first neighbour made every agent a "frequent
+    // origin" (docs/services.md): at 100 agents that was more origin trees than
+    // max_origin_trees, evicted and re-created by every PRUNE and GRAFT that
+    // named them, and the tree churn doubled the payload messages per write.
+    Post(broadcast::InEvent{broadcast::BroadcastRequest{broadcast::MessageId{self_, kLocatorIdBit | locator_seq_},
+                                                        std::move(payload), /*background=*/true}});
   };
   locator_host.send_to_peer = [this](NodeId peer, std::string data) {
     if (transport_) transport_->Send(peer, wire::LocatorState{std::move(data)});
@@ -1077,6 +1083,11 @@ std::string Agent::MetricsText() const {
             static_cast<double>(pt.ihave_entries_sent));
   w.Counter("grapevine_broadcast_graft_timeouts_total", "Graft timers that found the message still missing",
             static_cast<double>(pt.graft_timeouts));
+  w.Counter("grapevine_broadcast_hop_optimizations_total",
+            "Tree repairs by the hop-difference rule (a shorter branch kept, the longer pruned)",
+            static_cast<double>(pt.hop_optimizations));
+  w.Counter("grapevine_broadcast_origin_trees_created_total", "Per-origin broadcast trees created",
+            static_cast<double>(pt.origin_trees_created));
   {
     auto family = w.Family("grapevine_broadcast_payload_messages_sent_total", PrometheusWriter::Type::kCounter,
                            "GOSSIP messages sent, by payload kind (delta: a write; overlay: a topology record)");

@@ -105,6 +105,15 @@ TEST_CASE("a service registered on one agent is answered by dig on another; its 
   auto txt = DigShort(asked, "config.db.url.kv.grapevine.", "TXT");
   REQUIRE(txt.ok());
   CHECK(*txt == "\"postgres://db:5432\"\n");
+  // The owner's alive record, its service record and its one write came
+  // seconds apart: bookkeeping records never make an agent a frequent
+  // broadcast origin (they travel on the shared tree), and one write is no
+  // burst, so no agent built a per-origin tree.
+  for (Agent* agent : *agents) {
+    auto trees = ScrapeMetric(*agent, "grapevine_broadcast_origin_trees_created_total");
+    REQUIRE_MESSAGE(trees.ok(), trees.status().ToString());
+    CHECK_MESSAGE(*trees == 0, agent->name() << " created " << *trees << " origin trees");
+  }
   auto unknown = DigStatus(asked, "nothing.service.grapevine.", "A");
   REQUIRE(unknown.ok());
   CHECK(*unknown == "NXDOMAIN");
