@@ -5,11 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "common/overloaded.h"
 #include "daemon/json_views.h"
+#include "daemon/known_peers.h"
 #include "daemon/prometheus.h"
 #include "fs/posix_file_system.h"
 #include "wire/delta_codec.h"
@@ -103,6 +105,15 @@ Status Agent::Open() {
   auto node_id = LoadOrCreateNodeId(*fs_, dir, NodeId{RandomU64()});
   if (!node_id.ok()) return node_id.status();
   self_ = *node_id;
+  // The peers of the last run: only a hint, so a damaged file is reported and
+  // replaced once this agent has peers again, never a reason not to start.
+  auto remembered = LoadKnownPeers(*fs_, dir);
+  if (remembered.ok()) {
+    known_peers_text_ = EncodeKnownPeers(*remembered);
+    for (const net::SocketAddress& peer : *remembered) remembered_seeds_.insert(peer.ToString());
+  } else if (remembered.status().code() != StatusCode::kNotFound) {
+    spdlog::warn("{}; ignoring it (it is rewritten once this agent has peers)", remembered.status().message());
+  }
 
   statestore::StoreLimits limits;
   limits.max_value_bytes = config_.raw.max_value_bytes;
@@ -332,6 +343,24 @@ Status Agent::Open() {
                wal::DurabilityName(config_.durability));
   for (const net::SocketAddress& seed : config_.join) seeds_[seed.ToString()] = std::nullopt;
   had_seeds_ = !seeds_.empty();
+  // Remembered peers join the --join seeds: a restarted agent finds its
+  // cluster even when its --join seed is down, or when it had none (the
+  // first agent of a cluster). An address given with --join stays a --join
+  // seed; our own address (a peer may have listed us) is never dialed.
+  for (auto it = remembered_seeds_.begin(); it != remembered_seeds_.end();) {
+    if (seeds_.count(*it) != 0 || *it == config_.advertise.ToString()) {
+      it = remembered_seeds_.erase(it);
+    } else {
+      seeds_[*it] = std::nullopt;
+      ++it;
+    }
+  }
+  if (!remembered_seeds_.empty()) {
+    spdlog::info("dialing {} peer(s) remembered in {}/{} as well{}", remembered_seeds_.size(), config_.raw.data_dir,
+                 kKnownPeersFileName,
+                 had_seeds_ ? "" : " (with no --join seed: alone after " +
+                                       std::to_string(options_.remembered_peers_wait_ms) + " ms if none answers)");
+  }
   MaybeJoin();
   return Status::Ok();
 }
@@ -514,7 +543,24 @@ void Agent::MaybeJoin() {
     Post(membership::InEvent{membership::JoinRequest{contacts}});
     return;
   }
-  last_seed_attempt_ms_ = uv_now(loop_);
+  const std::uint64_t now = uv_now(loop_);
+  const bool only_remembered = std::all_of(seeds_.begin(), seeds_.end(),
+                                           [&](const auto& seed) { return remembered_seeds_.count(seed.first) != 0; });
+  if (only_remembered) {
+    // No --join seed to insist on: remembered peers may all be gone (or
+    // restarting with us). After the wait, start alone; RejoinIfIsolated
+    // keeps dialing them, so the agent still finds them when they come up.
+    if (remembered_wait_started_ms_ == 0) remembered_wait_started_ms_ = now;
+    if (now - remembered_wait_started_ms_ >= options_.remembered_peers_wait_ms) {
+      joined_ = true;
+      spdlog::warn("none of the {} remembered peer(s) answered within {} ms: starting a new overlay; dialing them "
+                   "again while this agent has no peer",
+                   seeds_.size(), options_.remembered_peers_wait_ms);
+      Post(membership::InEvent{membership::JoinRequest{}});
+      return;
+    }
+  }
+  last_seed_attempt_ms_ = now;
   // A copy: a seed can fail (and leave seeds_) while we dial the next one.
   std::vector<std::string> addresses;
   for (const auto& [address, node] : seeds_) {
@@ -561,6 +607,43 @@ void Agent::RejoinIfIsolated(std::uint64_t now_ms) {
   Post(membership::InEvent{membership::JoinRequest{std::move(contacts)}});
 }
 
+void Agent::MaybeSaveKnownPeers(std::uint64_t now_ms) {
+  if (!joined_ || hyparview_->active_view().empty()) return;
+  if (known_peers_checked_ms_ != 0 && now_ms - known_peers_checked_ms_ < options_.known_peers_save_interval_ms) return;
+  known_peers_checked_ms_ = now_ms;
+  std::vector<net::SocketAddress> peers;
+  std::set<std::string> listed;
+  auto add = [&](NodeId node) {
+    if (node == self_ || peers.size() == kMaxKnownPeers) return;
+    auto address = transport_->AddressOf(node);
+    if (!address) return;
+    auto parsed = net::ParseSocketAddress(*address);
+    if (!parsed.ok() || parsed->port == 0) return;
+    if (listed.insert(parsed->ToString()).second) peers.push_back(std::move(*parsed));
+  };
+  for (NodeId node : hyparview_->active_view()) add(node);
+  for (NodeId node : hyparview_->passive_view()) add(node);
+  for (const auto& [node, member] : locator_->members().members()) {
+    if (member.status == membership::MemberStatus::kAlive) add(node);
+  }
+  std::string text = EncodeKnownPeers(peers);
+  if (text == known_peers_text_) return;
+  // A few ms on the loop thread (one small file, fsync, rename, directory
+  // fsync), at most once per known_peers_save_interval_ms.
+  Status saved = SaveKnownPeers(*fs_, config_.raw.data_dir, peers);
+  if (!saved.ok()) {
+    if (known_peers_save_failures_++ == 0) {
+      spdlog::warn("could not write {}/{}: {} (a restart then cannot find its peers without --join; retrying every "
+                   "{} ms)",
+                   config_.raw.data_dir, kKnownPeersFileName, saved.message(), options_.known_peers_save_interval_ms);
+    }
+    return;
+  }
+  known_peers_text_ = std::move(text);
+  ++known_peers_saves_;
+  spdlog::debug("{}/{}: {} peer address(es)", config_.raw.data_dir, kKnownPeersFileName, peers.size());
+}
+
 void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
   seeds_dialing_.erase(address);
   auto it = seeds_.find(address);
@@ -572,11 +655,23 @@ void Agent::OnSeedIdentified(const std::string& address, NodeId node) {
 void Agent::OnSeedFailed(const std::string& address, const Status& why) {
   seeds_dialing_.erase(address);
   if (shutting_down_ || joined_) return;
-  if (why.code() == StatusCode::kConflict) {
-    // The seed is this agent itself (a --join list shared by every node).
+  const bool remembered = remembered_seeds_.count(address) != 0;
+  if (why.code() == StatusCode::kConflict || (remembered && why.code() == StatusCode::kInvalidArgument)) {
+    // The seed is this agent itself (a --join list shared by every node), or
+    // a remembered address now answered by an agent we may not join (another
+    // cluster or key): nothing to retry.
+    if (remembered) {
+      spdlog::warn("remembered peer {} ({}/{}): {}; forgetting it", address, config_.raw.data_dir,
+                   kKnownPeersFileName, why.message());
+    }
     seeds_.erase(address);
+    remembered_seeds_.erase(address);
     MaybeJoin();
     return;
+  }
+  if (remembered) {
+    spdlog::debug("remembered peer {} unreachable: {}", address, why.message());
+    return;  // retried by Housekeeping, until remembered_peers_wait_ms
   }
   // Refused (another cluster or key, a version mismatch) or unreachable:
   // keep trying — joining nobody and starting a cluster of our own would
@@ -843,6 +938,7 @@ void Agent::Housekeeping() {
   snapshot_->Housekeeping(now);
   if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
   RejoinIfIsolated(now);
+  MaybeSaveKnownPeers(now);
 
   // A gap Plumtree did not fill within gap_timeout_ms is asked of a peer.
   if (store_->HeldBackCount() > 0) {
@@ -1069,6 +1165,10 @@ std::string Agent::MetricsText() const {
   w.Counter("grapevine_membership_shuffles_sent_total", "SHUFFLE walks started", static_cast<double>(hv.shuffles_sent));
   w.Counter("grapevine_membership_rejoins_total", "JOINs sent because the node was isolated",
             static_cast<double>(hv.rejoins));
+  w.Counter("grapevine_known_peers_saves_total", "Times DATA/peers was rewritten with the peers this agent knows",
+            static_cast<double>(known_peers_saves_));
+  w.Counter("grapevine_known_peers_save_failures_total", "Failed rewrites of DATA/peers",
+            static_cast<double>(known_peers_save_failures_));
   w.Counter("grapevine_membership_isolated_rejoins_total",
             "Times an isolated agent offered HyParView its seeds and the alive members it knows",
             static_cast<double>(rejoins_));

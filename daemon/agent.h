@@ -92,6 +92,14 @@ struct AgentOptions {
   std::uint64_t busy_record_gap_per_node_ms = 100;
   std::uint64_t overlay_record_expiry_ms = 60000;
   std::uint64_t seed_retry_interval_ms = 2000;
+  // DATA/peers (daemon/known_peers.h, docs/agent.md): checked as soon as the
+  // agent has an active peer, then this often, and rewritten when the peers
+  // it knows changed.
+  std::uint64_t known_peers_save_interval_ms = 30000;
+  // With no --join seed, an agent restarted with remembered peers dials them
+  // this long before it starts an overlay of its own (they may be restarting
+  // too). Alone, it keeps dialing them (RejoinIfIsolated).
+  std::uint64_t remembered_peers_wait_ms = 5000;
   std::uint64_t max_sync_reply_bytes = 4u << 20;
   std::size_t catchup_tail_max_bytes = 256u << 20;
   std::uint64_t tombstone_gc_check_interval_ms = 60000;
@@ -173,6 +181,10 @@ class Agent {
   // through the seeds it was given, which may all be gone. Offer it every
   // identified seed and the alive members whose address we know.
   void RejoinIfIsolated(std::uint64_t now_ms);
+  // Rewrites DATA/peers when the addresses of this agent's active view,
+  // passive view and alive members (in that order, at most kMaxKnownPeers)
+  // changed; see AgentOptions::known_peers_save_interval_ms.
+  void MaybeSaveKnownPeers(std::uint64_t now_ms);
 
   // ---- state ----
   void OnDeliver(const broadcast::Deliver& deliver);
@@ -244,6 +256,17 @@ class Agent {
   std::uint64_t last_seed_attempt_ms_ = 0;
   std::uint64_t isolated_since_ms_ = 0;  // 0: not isolated
   std::uint64_t rejoins_ = 0;            // JoinRequests posted by RejoinIfIsolated
+  // Seeds read from DATA/peers (a subset of seeds_'s keys; an address also
+  // given with --join counts as --join). Unlike --join seeds, they may be
+  // gone for good: a refusal drops one, and when only they are left and none
+  // answered within remembered_peers_wait_ms the agent starts alone.
+  std::set<std::string> remembered_seeds_;
+  std::uint64_t remembered_wait_started_ms_ = 0;  // 0: not waiting yet
+  // DATA/peers as last read or written, and when the agent last checked it.
+  std::string known_peers_text_;
+  std::uint64_t known_peers_checked_ms_ = 0;  // 0: never
+  std::uint64_t known_peers_saves_ = 0;
+  std::uint64_t known_peers_save_failures_ = 0;
 
   // Recent encoded deltas for catch-up, per origin by seq, evicted oldest first.
   std::map<NodeId, std::map<std::uint64_t, TailEntry>> tail_;

@@ -1,11 +1,14 @@
 // Membership with real agents: a gracefully stopped agent restarts on its
-// data dir, rejoins and catches up on what it missed; a SIGKILLed agent
-// disappears from the survivors' active views and the survivors keep
-// replicating.
+// data dir, rejoins and catches up on what it missed; the first agent of a
+// cluster (no --join) restarted the same way finds its cluster through the
+// peers it remembered in DATA/peers; a SIGKILLed agent disappears from the
+// survivors' active views and the survivors keep replicating.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,13 @@ std::string Join(const std::vector<std::string>& ids) {
   std::string out = "[";
   for (const auto& id : ids) out += (out.size() > 1 ? "," : "") + id;
   return out + "]";
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 TEST_CASE("an agent stopped with SIGTERM restarts, rejoins and pulls the writes it missed") {
@@ -109,6 +119,57 @@ TEST_CASE("an agent stopped with SIGTERM restarts, rejoins and pulls the writes 
   // And it takes part again: its own write reaches everyone.
   REQUIRE(Put(leaver.http(), "after/rejoin", "back").ok());
   Status spread = WaitForValue(all, "after/rejoin", std::string("back"));
+  CHECK_MESSAGE(spread.ok(), spread.ToString());
+}
+
+TEST_CASE("the first agent, started and restarted without --join, finds its cluster again through DATA/peers") {
+  Cluster cluster("known-peers");
+  auto agents = cluster.StartCluster(3);
+  REQUIRE_MESSAGE(agents.ok(), agents.status().ToString());
+  std::vector<Agent*> all = *agents;
+  Agent& first = *all[0];  // started alone: no seeds to restart with
+  const std::vector<Agent*> others = {all[1], all[2]};
+
+  // It writes down its peers' addresses as soon as it has an active peer.
+  const std::string peers_path = first.data_dir() + "/peers";
+  Status remembered = WaitFor(peers_path + " to list a peer's address", kConvergeTimeout, [&](std::string& last_seen) {
+    last_seen = ReadFile(peers_path);
+    return last_seen.rfind("grapevine-peers 1\n", 0) == 0 &&
+           (last_seen.find(others[0]->peer_address() + "\n") != std::string::npos ||
+            last_seen.find(others[1]->peer_address() + "\n") != std::string::npos);
+  });
+  REQUIRE_MESSAGE(remembered.ok(), remembered.ToString());
+
+  const std::string first_id = first.node_id();
+  auto exit_status = cluster.Terminate(first);
+  REQUIRE_MESSAGE(exit_status.ok(), exit_status.status().ToString());
+  CHECK(DescribeWaitStatus(*exit_status) == "exited 0");
+  for (Agent* agent : others) {
+    Status dropped = WaitFor(agent->name() + " to drop the departed first agent", kConvergeTimeout,
+                             [&](std::string& last_seen) {
+                               auto view = ActiveView(*agent);
+                               last_seen = view.ok() ? Join(*view) : view.status().ToString();
+                               return view.ok() && !Contains(*view, first_id);
+                             });
+    REQUIRE_MESSAGE(dropped.ok(), dropped.ToString());
+  }
+  REQUIRE(Put(others[0]->http(), "while-down/k", "v").ok());
+
+  // Restarted exactly as before (no --join): without DATA/peers it would start
+  // an overlay of its own, which nobody dials (they saw it leave).
+  Status restarted = cluster.Restart(first);
+  REQUIRE_MESSAGE(restarted.ok(), restarted.ToString());
+  Status rejoined = WaitFor("the restarted first agent to have active peers", kConvergeTimeout,
+                            [&](std::string& last_seen) {
+                              auto view = ActiveView(first);
+                              last_seen = view.ok() ? Join(*view) : view.status().ToString();
+                              return view.ok() && !view->empty();
+                            });
+  REQUIRE_MESSAGE(rejoined.ok(), rejoined.ToString());
+  Status caught_up = WaitForValue({&first}, "while-down/k", std::string("v"));
+  CHECK_MESSAGE(caught_up.ok(), caught_up.ToString());
+  REQUIRE(Put(first.http(), "after/first-rejoined", "yes").ok());
+  Status spread = WaitForValue(all, "after/first-rejoined", std::string("yes"));
   CHECK_MESSAGE(spread.ok(), spread.ToString());
 }
 
