@@ -7,7 +7,7 @@ TEST_DIR    ?= build-test
 CMAKE       ?= cmake
 CTEST_ARGS  ?= --output-on-failure --timeout 600
 
-.PHONY: all deps deps-bench build build-test test demo bench-wal bench-cluster bench-members bench-members-idle \
+.PHONY: all deps deps-bench build build-test test demo bench-wal bench-cluster bench-map bench-members bench-members-idle \
         bench-catchup test-catchup sim fuzz clean help
 
 all: build
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-wal  WAL benchmark beside this machine's raw disk figures"
 	@echo "make bench-cluster  10/40/100 local agents vs Serf, HTTP GET vs an h2o hello-world, sustained writes"
 	@echo "make bench-snapshot copy-on-write snapshots of 1M keys: capture, to disk, write latency, restore, memory"
+	@echo "make bench-map  random lookups in the store's map of 1M keys beside std::map"
 	@echo "make bench-members  kill -9 of an agent until all list it failed, 10/40/100 agents vs Serf"
 	@echo "make bench-members-idle  40 idle agents for 10 minutes: false suspicions/failures"
 	@echo "make bench-catchup  an agent that missed 1M updates catching up by deltas and by snapshot"
@@ -64,6 +65,11 @@ bench-wal: deps-bench build
 BENCH_SNAPSHOT_ARGS ?=
 bench-snapshot: deps-bench build
 	$(BUILD_DIR)/bench/snapshot_bench --dir $(BUILD_DIR)/bench-snapshot-data $(BENCH_SNAPSHOT_ARGS)
+
+# Random lookups in the store's map beside std::map with the same keys, in the
+# same run (docs/benchmarks.md).
+bench-map: build
+	$(BUILD_DIR)/bench/map_lookup_bench
 
 # Local clusters of real agents beside Serf and a libh2o hello-world, measured in
 # the same run (docs/benchmarks.md). About 10 minutes; extra options go in

@@ -46,6 +46,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -93,11 +94,43 @@ class PersistentMap {
       const std::size_t begin = Begin(i);
       return std::string_view(bytes_.data() + begin, ends_[i] - begin);
     }
+    // The number of keys below `key` (upper = false) or not above it
+    // (upper = true). Keys are kept sorted and unique by the tree.
+    std::size_t Rank(std::string_view key, bool upper) const {
+      const std::size_t n = size();
+      if (n == 0) return 0;
+      // Every key starts with the first prefix_ bytes of key 0: a key that
+      // differs there sorts before or after all of them.
+      const std::size_t shared = std::min<std::size_t>(prefix_, key.size());
+      const int c = std::char_traits<char>::compare(key.data(), bytes_.data(), shared);
+      if (c != 0) return c < 0 ? 0 : n;
+      if (key.size() < prefix_) return 0;  // a proper prefix of every key
+      const std::uint64_t head = HeadOf(key, prefix_);
+      const std::string_view rest = key.substr(prefix_);
+      std::size_t low = 0, high = n;
+      while (low < high) {
+        const std::size_t mid = low + (high - low) / 2;
+        bool right;  // `key` belongs after key mid
+        if (heads_[mid] != head) {
+          right = heads_[mid] < head;
+        } else {
+          const int d = (*this)[mid].substr(prefix_).compare(rest);
+          right = upper ? d <= 0 : d < 0;
+        }
+        if (right) {
+          low = mid + 1;
+        } else {
+          high = mid;
+        }
+      }
+      return low;
+    }
     void Insert(std::size_t i, std::string_view key) {
-      const std::size_t at = Begin(i);
-      bytes_.insert(at, key);
-      ends_.insert(ends_.begin() + static_cast<std::ptrdiff_t>(i), static_cast<std::uint32_t>(at));
-      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] += static_cast<std::uint32_t>(key.size());
+      InsertBytes(i, key);
+      heads_.insert(heads_.begin() + static_cast<std::ptrdiff_t>(i), 0);
+      // Only a new first or last key can shorten the common prefix.
+      if ((i == 0 || i + 1 == size()) && RefreshPrefix()) return;
+      heads_[i] = HeadOf(key, prefix_);
     }
     void PushBack(std::string_view key) { Insert(size(), key); }
     void Erase(std::size_t i) {
@@ -106,21 +139,79 @@ class PersistentMap {
       bytes_.erase(begin, length);
       ends_.erase(ends_.begin() + static_cast<std::ptrdiff_t>(i));
       for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] -= static_cast<std::uint32_t>(length);
+      heads_.erase(heads_.begin() + static_cast<std::ptrdiff_t>(i));
+      if (i == 0 || i == size()) RefreshPrefix();
     }
     // Keeps the first n.
     void Truncate(std::size_t n) {
       bytes_.resize(Begin(n));
       ends_.resize(n);
+      heads_.resize(n);
+      RefreshPrefix();
     }
     // Appends other[from, other.size()).
     void AppendFrom(const Separators& other, std::size_t from) {
-      for (std::size_t i = from; i < other.size(); ++i) PushBack(other[i]);
+      for (std::size_t i = from; i < other.size(); ++i) {
+        InsertBytes(size(), other[i]);
+        heads_.push_back(0);
+      }
+      RefreshPrefix(/*recompute=*/true);
+    }
+    // "" when the lookup aids agree with the keys (CheckInvariants).
+    std::string Check() const {
+      if (heads_.size() != size()) return "separator heads count mismatch";
+      for (std::size_t i = 0; i < size(); ++i) {
+        const std::string_view key = (*this)[i];
+        if (key.size() < prefix_ || key.substr(0, prefix_) != std::string_view(bytes_.data(), prefix_)) {
+          return "key " + std::string(key) + " lacks its node's common prefix";
+        }
+        if (heads_[i] != HeadOf(key, prefix_)) return "stale head for key " + std::string(key);
+      }
+      return "";
     }
 
    private:
     std::size_t Begin(std::size_t i) const { return i == 0 ? 0 : ends_[i - 1]; }
+    void InsertBytes(std::size_t i, std::string_view key) {
+      const std::size_t at = Begin(i);
+      bytes_.insert(at, key);
+      ends_.insert(ends_.begin() + static_cast<std::ptrdiff_t>(i), static_cast<std::uint32_t>(at));
+      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] += static_cast<std::uint32_t>(key.size());
+    }
+    // Bytes [prefix, prefix + 8) of `key`, big-endian, zero-padded: unequal
+    // heads order two keys with that prefix as the keys do (a padded zero
+    // sorts like the end of a shorter key); equal heads need the full compare.
+    static std::uint64_t HeadOf(std::string_view key, std::size_t prefix) {
+      unsigned char bytes[8] = {};
+      if (key.size() > prefix) std::memcpy(bytes, key.data() + prefix, std::min<std::size_t>(8, key.size() - prefix));
+      std::uint64_t head = 0;
+      for (unsigned char b : bytes) head = (head << 8) | b;
+      return head;
+    }
+    // Sets prefix_ to the common prefix of the first and last keys (that of
+    // all keys, as they are sorted) and recomputes every head if it changed
+    // or `recompute`. Returns whether the heads were recomputed.
+    bool RefreshPrefix(bool recompute = false) {
+      std::size_t common = 0;
+      if (size() > 0) {
+        const std::string_view first = (*this)[0], last = (*this)[size() - 1];
+        const std::size_t limit = std::min(first.size(), last.size());
+        while (common < limit && first[common] == last[common]) ++common;
+      }
+      if (common == prefix_ && !recompute) return false;
+      prefix_ = static_cast<std::uint32_t>(common);
+      for (std::size_t i = 0; i < size(); ++i) heads_[i] = HeadOf((*this)[i], prefix_);
+      return true;
+    }
     std::string bytes_;
     std::vector<std::uint32_t> ends_;  // keys are <= 1 KiB, 63 to a node: far below 4 GiB
+    // Lookup aids: every key starts with bytes_[0, prefix_) (the keys' common
+    // prefix), and heads_[i] is HeadOf(key i, prefix_). A binary search then
+    // compares one integer per probe and reads the keys' bytes only on a tie
+    // (keys under one prefix, "config/app/…", share their first bytes, which
+    // made every probe a memcmp call over the same prefix).
+    std::uint32_t prefix_ = 0;
+    std::vector<std::uint64_t> heads_;
   };
 
   struct Node {
@@ -408,30 +499,10 @@ class PersistentMap {
   };
 
   static std::size_t ChildIndex(const Node& node, std::string_view key) {
-    // Number of separators <= key.
-    std::size_t low = 0, high = node.separators.size();
-    while (low < high) {
-      const std::size_t mid = low + (high - low) / 2;
-      if (key < node.separators[mid]) {
-        high = mid;
-      } else {
-        low = mid + 1;
-      }
-    }
-    return low;
+    return node.separators.Rank(key, /*upper=*/true);  // separators <= key
   }
   static std::size_t LeafPosition(const Node& node, std::string_view key) {
-    // Number of keys < key.
-    std::size_t low = 0, high = node.keys.size();
-    while (low < high) {
-      const std::size_t mid = low + (high - low) / 2;
-      if (node.keys[mid] < key) {
-        low = mid + 1;
-      } else {
-        high = mid;
-      }
-    }
-    return low;
+    return node.keys.Rank(key, /*upper=*/false);  // keys < key
   }
   static std::size_t Fill(const Node& node) { return node.leaf ? node.items.size() : node.children.size(); }
 
@@ -603,6 +674,7 @@ class PersistentMap {
     if (node.leaf) {
       if (node.items.size() > kMaxLeafItems) return "leaf over capacity";
       if (node.keys.size() != node.items.size()) return "leaf key count mismatch";
+      if (std::string error = node.keys.Check(); !error.empty()) return error;
       for (std::size_t i = 0; i < node.items.size(); ++i) {
         if (node.keys[i] != node.items[i]->key) return "leaf key " + std::string(node.keys[i]) + " differs from its item";
       }
@@ -619,6 +691,7 @@ class PersistentMap {
     }
     if (node.children.empty() || node.children.size() > kMaxChildren) return "internal node size out of range";
     if (node.separators.size() + 1 != node.children.size()) return "separator count mismatch";
+    if (std::string error = node.separators.Check(); !error.empty()) return error;
     for (std::size_t i = 0; i < node.children.size(); ++i) {
       const std::string_view lo_key = i == 0 ? std::string_view() : node.separators[i - 1];
       const std::string_view hi_key = i + 1 == node.children.size() ? std::string_view() : node.separators[i];

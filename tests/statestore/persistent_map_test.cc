@@ -212,3 +212,51 @@ TEST_CASE("persistent map: segments cover every item once, in order, and the cur
     REQUIRE(counted == map.size());
   }
 }
+
+// Keys made to stress the lookup's integer heads (a node's common prefix
+// skipped, the next 8 bytes compared as one big-endian integer, zero-padded):
+// NUL and 0xFF bytes (a padded zero must not tie-break wrongly, and bytes
+// order as unsigned), keys that are prefixes of others, the empty key, and
+// long shared prefixes that change as keys come and go at a node's ends.
+TEST_CASE("persistent map: keys with NUL and 0xFF bytes, shared prefixes and prefixes of each other match std::map") {
+  const std::string alphabet("\0a\xff", 3);
+  const std::vector<std::string> stems = {"", "p", "p/q/", "p/q/r/s/t/u/v/", std::string("p\0", 2), "\xff\xff"};
+  auto random_key = [&](Prng& prng) {
+    std::string key = stems[prng.Index(stems.size())];
+    for (std::size_t n = prng.Index(13); n > 0; --n) key += alphabet[prng.Index(alphabet.size())];
+    return key;
+  };
+  for (std::uint64_t seed = 1; seed <= 8; ++seed) {
+    CAPTURE(seed);
+    Prng prng(seed);
+    Map map;
+    Model model;
+    std::vector<std::pair<Map, Model>> views;
+    for (int step = 0; step < 6000; ++step) {
+      const std::string key = random_key(prng);
+      if (prng.NextDouble() < 0.6) {
+        REQUIRE(map.Insert(key, "v" + std::to_string(step)) == (model.count(key) == 0));
+        model.emplace(key, "v" + std::to_string(step));
+      } else {
+        REQUIRE(map.Erase(key) == (model.erase(key) == 1));
+      }
+      const std::string probe = random_key(prng);
+      const std::string* found = map.Find(probe);
+      REQUIRE((found != nullptr) == (model.count(probe) != 0));
+      auto expected = model.lower_bound(probe);
+      auto cursor = map.LowerBound(probe);
+      REQUIRE(cursor.valid() == (expected != model.end()));
+      if (cursor.valid()) REQUIRE(cursor.key() == expected->first);
+      if (prng.Chance(0.005)) views.emplace_back(map, model);
+      if (step % 500 == 499) CheckSame(map, model);
+    }
+    CheckSame(map, model);
+    for (const auto& [view, contents] : views) CheckSame(view, contents);
+    // The same keys bulk-loaded: the builder's nodes get the same lookup aids.
+    Map::Builder builder;
+    for (const auto& [key, value] : model) REQUIRE(builder.Append(key, value));
+    Map built = std::move(builder).Finish();
+    CheckSame(built, model);
+    for (const auto& [key, value] : model) REQUIRE(built.Find(key) != nullptr);
+  }
+}
