@@ -36,20 +36,6 @@ std::string VectorText(const statestore::VersionVector& vector) {
   return out.empty() ? "(empty)" : out;
 }
 
-Status WriteFileDurably(const std::string& path, std::string_view bytes) {
-  fs::PosixFileSystem fs;
-  const std::string temp = path + ".tmp";
-  auto file = fs.Open(temp, fs::OpenMode::kCreateOrOpen);
-  if (!file.ok()) return file.status();
-  GV_RETURN_IF_ERROR((*file)->Truncate(0));  // a leftover from an interrupted save
-  GV_RETURN_IF_ERROR((*file)->WriteAt(0, bytes));
-  GV_RETURN_IF_ERROR((*file)->Sync());
-  GV_RETURN_IF_ERROR((*file)->Close());
-  GV_RETURN_IF_ERROR(fs.Rename(temp, path));
-  const std::size_t slash = path.rfind('/');
-  return fs.SyncDir(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
-}
-
 int RunSave(const SnapshotFlags& f) {
   HttpClientOptions options;
   options.timeout_ms = kTransferTimeoutMs;
@@ -62,7 +48,8 @@ int RunSave(const SnapshotFlags& f) {
   Status verified = decoder.Feed(r->body);
   if (verified.ok() && !decoder.complete()) verified = Status::Corruption("the download ended before the snapshot did");
   if (!verified.ok()) return Fail("the agent at " + f.http + " sent a snapshot that fails verification: " + verified.message());
-  Status written = WriteFileDurably(f.file, r->body);
+  fs::PosixFileSystem fs;
+  Status written = fs::WriteFileDurably(fs, f.file, r->body);
   if (!written.ok()) return Fail("writing " + f.file + ": " + written.message());
   std::printf("saved %s: %" PRIu64 " entries, %zu bytes, %" PRIu64 " chunks, all checksums good\n", f.file.c_str(),
               decoder.entries(), r->body.size(), decoder.chunks());

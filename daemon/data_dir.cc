@@ -76,17 +76,7 @@ Result<NodeId> LoadOrCreateNodeId(fs::FileSystem& fs, const std::string& dir, No
     return NodeId(value);
   }
   if (!new_id.valid()) return Status::InvalidArgument("a new node id must not be 0");
-  const std::string temp = path + ".tmp";
-  {
-    auto file = fs.Open(temp, fs::OpenMode::kCreateOrOpen);
-    if (!file.ok()) return file.status();
-    GV_RETURN_IF_ERROR((*file)->Truncate(0));
-    GV_RETURN_IF_ERROR((*file)->WriteAt(0, new_id.ToString() + "\n"));
-    GV_RETURN_IF_ERROR((*file)->Sync());
-    GV_RETURN_IF_ERROR((*file)->Close());
-  }
-  GV_RETURN_IF_ERROR(fs.Rename(temp, path));
-  GV_RETURN_IF_ERROR(fs.SyncDir(dir));
+  GV_RETURN_IF_ERROR(fs::WriteFileDurably(fs, path, new_id.ToString() + "\n"));
   return new_id;
 }
 

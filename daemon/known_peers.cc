@@ -87,18 +87,7 @@ Result<std::vector<net::SocketAddress>> LoadKnownPeers(fs::FileSystem& fs, const
 }
 
 Status SaveKnownPeers(fs::FileSystem& fs, const std::string& dir, const std::vector<net::SocketAddress>& peers) {
-  const std::string path = fs::JoinPath(dir, kKnownPeersFileName);
-  const std::string temp = path + ".tmp";
-  {
-    auto file = fs.Open(temp, fs::OpenMode::kCreateOrOpen);
-    if (!file.ok()) return file.status();
-    GV_RETURN_IF_ERROR((*file)->Truncate(0));
-    GV_RETURN_IF_ERROR((*file)->WriteAt(0, EncodeKnownPeers(peers)));
-    GV_RETURN_IF_ERROR((*file)->Sync());
-    GV_RETURN_IF_ERROR((*file)->Close());
-  }
-  GV_RETURN_IF_ERROR(fs.Rename(temp, path));
-  return fs.SyncDir(dir);
+  return fs::WriteFileDurably(fs, fs::JoinPath(dir, kKnownPeersFileName), EncodeKnownPeers(peers));
 }
 
 }  // namespace gv::daemon

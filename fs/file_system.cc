@@ -45,4 +45,18 @@ Result<std::string> ReadFileToString(FileSystem& fs, const std::string& path, st
   return out;
 }
 
+Status WriteFileDurably(FileSystem& fs, const std::string& path, std::string_view bytes) {
+  const std::string temp = path + ".tmp";
+  {
+    auto file = fs.Open(temp, OpenMode::kCreateOrOpen);
+    if (!file.ok()) return file.status();
+    GV_RETURN_IF_ERROR((*file)->Truncate(0));
+    GV_RETURN_IF_ERROR((*file)->WriteAt(0, bytes));
+    GV_RETURN_IF_ERROR((*file)->Sync());
+    GV_RETURN_IF_ERROR((*file)->Close());
+  }
+  GV_RETURN_IF_ERROR(fs.Rename(temp, path));
+  return fs.SyncDir(ParentDir(path));
+}
+
 }  // namespace gv::fs

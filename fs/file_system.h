@@ -83,5 +83,10 @@ std::string BaseName(std::string_view path);
 
 // Reads a whole file (up to max_bytes; larger files are a TooLarge error).
 Result<std::string> ReadFileToString(FileSystem& fs, const std::string& path, std::uint64_t max_bytes);
+// Replaces `path` with `bytes` durably and atomically: written to path +
+// ".tmp" (truncated first: a leftover of an interrupted write), fsynced,
+// renamed over `path`, and the directory fsynced. A crash at any step leaves
+// the old file or the new one, never a mix.
+Status WriteFileDurably(FileSystem& fs, const std::string& path, std::string_view bytes);
 
 }  // namespace gv::fs

@@ -204,3 +204,35 @@ TEST_CASE("path helpers") {
   CHECK(BaseName("a/b/c") == "c");
   CHECK(BaseName("c") == "c");
 }
+
+TEST_CASE("WriteFileDurably: replaces the file whole, over a longer leftover temp; a crash at any step keeps old or new") {
+  MemFileSystem fs;
+  REQUIRE(fs.CreateDir("d").ok());
+  REQUIRE(WriteFileDurably(fs, "d/f", "old contents").ok());
+  {
+    auto leftover = Create(fs, "d/f.tmp");  // an interrupted write, longer than the next contents
+    REQUIRE(leftover->WriteAt(0, std::string(100, 'x')).ok());
+  }
+  REQUIRE(WriteFileDurably(fs, "d/f", "new").ok());
+  CHECK(Read(fs, "d/f") == "new");
+  CHECK_FALSE(Exists(fs, "d/f.tmp"));
+
+  bool completed = false;
+  for (std::uint64_t k = 1; k < 20 && !completed; ++k) {
+    MemFileSystem crashing;
+    REQUIRE(crashing.CreateDir("d").ok());
+    REQUIRE(crashing.SyncDir(".").ok());
+    REQUIRE(WriteFileDurably(crashing, "d/f", "old").ok());
+    crashing.CrashAtOperation(crashing.operation_count() + k);
+    const Status written = WriteFileDurably(crashing, "d/f", "newer");
+    completed = written.ok();
+    crashing.SimulateCrash(CrashMode::kKeepUnsyncedPrefix, k);
+    const std::string now = Read(crashing, "d/f");
+    if (written.ok()) {
+      CHECK_MESSAGE(now == "newer", "crash at step " << k);
+    } else {
+      CHECK_MESSAGE((now == "old" || now == "newer"), "crash at step " << k << ": " << now);
+    }
+  }
+  CHECK(completed);
+}
