@@ -20,12 +20,21 @@ std::uint32_t NextHop(std::uint32_t round) {
 
 }  // namespace
 
+std::uint64_t RootPriority(NodeId id) {
+  // splitmix64's finaliser: a bijection, so no two ids tie.
+  std::uint64_t x = id.value + 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 PlumtreeConfig PaperPlumtreeConfig() {
   PlumtreeConfig config;
   config.hop_optimization_threshold = 3;
   config.prune_after_duplicates = 1;
   config.max_origin_trees = 0;
   config.link_up_announce_window = Duration::zero();
+  config.root_beacon_interval = Duration::zero();
   return config;
 }
 
@@ -75,6 +84,7 @@ void Plumtree::OnNeighborUp(NodeId peer, TimePoint now, Outbox& out) {
   neighbors_.insert(std::upper_bound(neighbors_.begin(), neighbors_.end(), peer), peer);
   for (auto& [origin, tree] : origin_trees_) tree.eager.insert(peer);
   AnnounceRecent(peer, now, out);
+  ArmBeaconTimers(now, out);
 }
 
 void Plumtree::AnnounceRecent(NodeId peer, TimePoint now, Outbox& out) {
@@ -205,6 +215,10 @@ void Plumtree::OnBroadcast(const BroadcastRequest& request, TimePoint now, Outbo
     ++stats_.rejected_oversize;
     return;
   }
+  if (IsBeaconId(request.id)) {
+    ++stats_.rejected_reserved_id;
+    return;
+  }
   if (seen_.Contains(request.id)) return;  // the id was already used: never deliver twice
   ++stats_.broadcasts;
   const bool origin_tree = !request.background && OwnOriginTreeDue(now);
@@ -219,11 +233,17 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
   const bool neighbor = IsNeighbor(from);
   if (!neighbor) ++stats_.from_non_neighbor;
   if (!seen_.Contains(gossip.id)) {
+    if (IsBeaconId(gossip.id) && (!neighbor || !AdoptBeacon(gossip.id.origin, now))) {
+      // A worse root's beacon (or one from outside the view): not followed,
+      // not forwarded, not remembered.
+      ++stats_.beacons_suppressed;
+      return;
+    }
     if (neighbor) {
       // Shared tree: links are undirected, so the parent is also a child for
       // other origins (the paper). An origin tree is directed: the sets say
       // whom WE push to, and the parent is not one of them.
-      const Tree tree = TreeFor(gossip.id.origin, gossip.origin_tree, now);
+      const Tree tree = TreeForId(gossip.id, gossip.origin_tree, now);
       if (!tree.origin) MakeEager(tree, from);
       ClearStreak(from);
     }
@@ -233,6 +253,10 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
   ++stats_.duplicates;
   NoteHolder(gossip.id, from);
   if (config_.eager_flooding || !neighbor) return;
+  if (IsBeaconId(gossip.id)) {
+    OnBeaconDuplicate(from, gossip, out);
+    return;
+  }
   const Tree tree = TreeFor(gossip.id.origin, gossip.origin_tree, now);
   if (tree.origin) {
     // Directed: the sender stops pushing this origin to us; what we push is
@@ -284,8 +308,10 @@ bool Plumtree::KeepShorterBranch(const Tree& tree, const Gossip& gossip, NodeId 
 
 void Plumtree::AcceptFirstCopy(const MessageId& id, const std::string& payload, bool origin_tree,
                                std::uint32_t hops, NodeId from, TimePoint now, Outbox& out) {
-  ++stats_.delivered;
-  out.events.push_back(Deliver{id, payload, hops, from});
+  if (!IsBeaconId(id)) {  // beacons are the protocol's own
+    ++stats_.delivered;
+    out.events.push_back(Deliver{id, payload, hops, from});
+  }
 
   SeenEntry& record = seen_.Insert(id, from, hops);
   seen_order_.emplace_back(now, id);
@@ -333,7 +359,7 @@ void Plumtree::AcceptFirstCopy(const MessageId& id, const std::string& payload, 
     }
   }
 
-  const Tree tree = TreeFor(id.origin, origin_tree, now);
+  const Tree tree = TreeForId(id, origin_tree, now);
   EagerPush(tree, id, payload, origin_tree, hops, from, out);
   LazyPush(tree, id, hops, from, holders, now, out);
   EnsureSweep(now, out);
@@ -492,9 +518,13 @@ void Plumtree::MaybeOptimize(SeenEntry& entry, NodeId announcer, std::uint32_t a
   const MessageId id = entry.id;
   const NodeId parent = entry.from;
   if (parent == self_ || parent == announcer || !IsNeighbor(announcer)) return;
-  const Tree tree = TreeFor(id.origin, false, now);
-  const std::uint32_t threshold =
-      tree.origin ? config_.origin_hop_optimization_threshold : config_.hop_optimization_threshold;
+  const bool beacon = IsBeaconId(id);
+  // Only the current root's beacons shape the shared tree.
+  if (beacon && (!root_ || id.origin != *root_)) return;
+  const Tree tree = TreeForId(id, false, now);
+  const std::uint32_t threshold = beacon        ? config_.root_hop_optimization_threshold
+                                  : tree.origin ? config_.origin_hop_optimization_threshold
+                                                : config_.hop_optimization_threshold;
   if (threshold == 0) return;
   const std::uint32_t via_announcer = NextHop(announced_round);
   if (entry.hops < via_announcer || entry.hops - via_announcer < threshold) return;
@@ -528,6 +558,7 @@ void Plumtree::OnIHave(NodeId from, const IHave& ihave, TimePoint now, Outbox& o
       MaybeOptimize(*seen, from, entry.round, now, out);
       continue;
     }
+    if (IsBeaconId(entry.id) && !BeaconWanted(entry.id.origin, now)) continue;  // we would drop it
     auto it = missing_.find(entry.id);
     if (it == missing_.end()) {
       if (missing_.size() >= config_.max_missing_ids) {
@@ -595,6 +626,12 @@ void Plumtree::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
     case TimerKind::kReannounce:
       OnReannounce(timer.id, now, out);
       return;
+    case TimerKind::kBeacon:
+      OnBeaconTimer(now, out);
+      return;
+    case TimerKind::kCandidacy:
+      OnCandidacyTimer(now, out);
+      return;
     case TimerKind::kGraft:
       break;
   }
@@ -614,11 +651,110 @@ void Plumtree::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
   missing.announcers.pop_front();
   missing.announcers.push_back(next);
   ++missing.grafts_sent;
-  const Tree tree = TreeFor(timer.id.origin, false, now);
+  const Tree tree = TreeForId(timer.id, false, now);
   if (!tree.origin) MakeEager(tree, next.peer);  // directed trees: the announcer starts pushing to us
   ClearStreak(next.peer);
   SendGraft(tree, next.peer, {IHaveEntry{timer.id, next.round}}, out);
   ArmGraftTimer(timer.id, missing, config_.graft_retry_timeout, now, out);
+}
+
+// ---- root beacon --------------------------------------------------------------------
+
+bool Plumtree::BeaconWanted(NodeId origin, TimePoint now) const {
+  if (!BeaconsEnabled() || origin == self_) return false;
+  return !RootLive(now) || origin == *root_ || RootPriority(origin) < RootPriority(*root_);
+}
+
+bool Plumtree::AdoptBeacon(NodeId origin, TimePoint now) {
+  if (!BeaconWanted(origin, now)) return false;
+  if (root_ != origin) {
+    // A better root, or the first one since ours was presumed gone. A root
+    // that hears a better one stops beaconing (its next kBeacon sees root_).
+    root_ = origin;
+    ++stats_.root_changes;
+  }
+  root_heard_ = now;
+  return true;
+}
+
+void Plumtree::OnBeaconDuplicate(NodeId from, const Gossip& gossip, Outbox& out) {
+  if (!root_ || gossip.id.origin != *root_) return;  // only the root's beacons shape the tree
+  SeenEntry& entry = *seen_.Find(gossip.id);
+  const NodeId parent = entry.from;
+  if (parent == self_ || parent == from) return;
+  const Tree tree = SharedTree();
+  const std::uint32_t via_sender = NextHop(gossip.round);
+  const std::uint32_t threshold = config_.root_hop_optimization_threshold;
+  if (threshold != 0 && entry.hops > via_sender && entry.hops - via_sender >= threshold && IsNeighbor(parent)) {
+    // The second copy took the shorter path from the root: keep its link,
+    // cut the first copy's.
+    ++stats_.hop_optimizations;
+    MakeEager(tree, from);
+    MakeLazy(tree, parent);
+    SendPrune(tree, parent, out);
+    entry.from = from;
+    entry.hops = via_sender;
+    return;
+  }
+  // The sender is farther from the root than us by the threshold: the copy
+  // we pushed to it makes it take us as its parent (this same rule on its
+  // side) and cut its own first link. Pruning here too would leave it with
+  // neither.
+  if (threshold != 0 && gossip.round >= entry.hops && gossip.round - entry.hops >= threshold + 1) return;
+  // One root, one tree: a redundant link is redundant at its first duplicate.
+  MakeLazy(tree, from);
+  SendPrune(tree, from, out);
+}
+
+void Plumtree::ArmBeaconTimers(TimePoint now, Outbox& out) {
+  if (!BeaconsEnabled()) return;
+  if (!beacon_armed_) {
+    beacon_armed_ = true;
+    Timer timer;
+    timer.kind = TimerKind::kBeacon;
+    out.events.push_back(ScheduleTimer{now + config_.root_beacon_interval, timer});
+  }
+  if (!RootLive(now) && !candidacy_armed_) {
+    candidacy_armed_ = true;
+    // priority / 2^64 of the window: the best candidate speaks first.
+    // In 32-bit halves: a window under 2^32 µs (71 minutes) cannot overflow.
+    const std::uint64_t window =
+        std::clamp<std::int64_t>(config_.root_election_window.count(), 0, std::int64_t{0xffffffff});
+    const auto delay = static_cast<std::int64_t>(((RootPriority(self_) >> 32) * window) >> 32);
+    Timer timer;
+    timer.kind = TimerKind::kCandidacy;
+    out.events.push_back(ScheduleTimer{now + Duration(delay), timer});
+  }
+}
+
+void Plumtree::OnBeaconTimer(TimePoint now, Outbox& out) {
+  beacon_armed_ = false;
+  if (root_ == self_) {
+    SendBeacon(now, out);
+  } else if (root_ && !RootLive(now)) {
+    root_.reset();
+    ++stats_.roots_lost;
+  }
+  ArmBeaconTimers(now, out);
+}
+
+void Plumtree::OnCandidacyTimer(TimePoint now, Outbox& out) {
+  candidacy_armed_ = false;
+  if (RootLive(now)) return;  // a root spoke meanwhile
+  root_ = self_;
+  ++stats_.root_changes;
+  SendBeacon(now, out);
+}
+
+void Plumtree::SendBeacon(TimePoint now, Outbox& out) {
+  // The sequence follows the clock (milliseconds), so a root restarted with
+  // an empty state does not reuse the ids its last beacons left in its
+  // neighbours' seen sets; at least one more than the last one.
+  const auto clock = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ToMicros(now) / 1000));
+  beacon_seq_ = std::max(beacon_seq_ + 1, clock) & ~kBeaconSeqTag;
+  const MessageId id{self_, kBeaconSeqTag | beacon_seq_};
+  ++stats_.beacons_sent;
+  AcceptFirstCopy(id, std::string(), false, 0, self_, now, out);
 }
 
 // ---- memory bounds ----------------------------------------------------------------
@@ -750,6 +886,7 @@ bool Plumtree::CheckInvariants(std::string* why) const {
   }
   if (pending != pending_ihave_entries_) return fail("pending IHAVE count drifted");
   if (!pending_ihave_.empty() && !flush_armed_) return fail("pending IHAVEs without a flush timer");
+  if (BeaconsEnabled() && !neighbors_.empty() && !beacon_armed_) return fail("neighbours but no beacon timer");
   return true;
 }
 

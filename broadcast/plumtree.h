@@ -12,7 +12,8 @@
 // the announcer resends the payload); if that fails too, it GRAFTs the next
 // announcer after the shorter `graft_retry_timeout`.
 //
-// Origin-aware trees (our improvement for many senders). One shared tree
+// Origin-aware trees (an option, off by default since the root beacon below
+// does better; max_origin_trees). One shared tree
 // serves every origin, but a tree is shortest only from the node it grew from:
 // from other origins its paths are up to twice as long, and the paper's
 // hop-difference repair then rewires the shared tree for every new origin.
@@ -32,6 +33,24 @@
 // to a short tree of its own without disturbing the shared one. Rare origins
 // use the shared tree as in the paper, with a duplicate threshold before
 // pruning (prune_after_duplicates).
+//
+// Root beacon (our improvement for uniformly random senders). Left to itself
+// the shared tree is whatever first arrivals from many origins and the
+// duplicates between them leave: an arbitrary spanning tree, far deeper than
+// the overlay (from a random origin its paths are ~3x flooding's). A tree
+// shortest from one central node serves every origin within about its own
+// eccentricity. So the nodes elect a root (the lowest RootPriority among the
+// beacons heard; a node with no live root stands after a delay spread over
+// root_election_window by its priority, so the best candidate usually speaks
+// first and silences the rest), the root broadcasts an empty beacon on the
+// shared tree every root_beacon_interval, and only the current root's beacons
+// shape the shared tree: a duplicate beacon prunes at once, and the
+// hop-difference rule (root_hop_optimization_threshold) moves every node to
+// a neighbour nearer the root. The shared tree becomes a hop-shortest tree
+// from the root. Beacons from a worse root are not forwarded; a root not
+// heard for root_beacon_timeout is presumed gone and a new one is elected.
+// Beacon ids carry kBeaconSeqTag in their sequence, are never delivered to
+// the application, and always travel on the shared tree.
 //
 // Deviations from the 2007 listing, on purpose:
 //   - eager/lazy push skip the SENDER of the message, not self (the listing's bug);
@@ -110,6 +129,8 @@ enum class TimerKind : std::uint8_t {
   kIHaveFlush,  // send the IHAVE entries queued for lazy peers
   kSweep,       // evict payloads and seen ids older than their limits
   kReannounce,  // announce `id` again to neighbours not known to have it
+  kBeacon,      // every root_beacon_interval: the root beacons, others check it is alive
+  kCandidacy,   // no live root: stand as root now
 };
 struct Timer {
   TimerKind kind = TimerKind::kSweep;
@@ -127,6 +148,15 @@ struct MessageReceived { NodeId from; Message message; };
 // bookkeeping (overlay records) that always travels on the shared tree and
 // does not count toward this node's burst, so it never makes the node a
 // frequent origin with a tree of its own (see the top of this file).
+// Sequence numbers with both top bits set are root beacons' (see the top of
+// this file); a BroadcastRequest must not use them.
+inline constexpr std::uint64_t kBeaconSeqTag = 3ull << 62;
+inline bool IsBeaconId(const MessageId& id) { return (id.seq & kBeaconSeqTag) == kBeaconSeqTag; }
+// The root is the node of least priority: a fixed mix of its id, so that
+// ids handed out in order (the simulator's 1..N) still spread the candidacy
+// delays over the election window.
+std::uint64_t RootPriority(NodeId id);
+
 struct BroadcastRequest {
   MessageId id;
   std::string payload;
@@ -237,9 +267,14 @@ struct PlumtreeConfig {
   // sender's first broadcast floods, and its second builds its own tree.
   std::uint32_t prune_after_duplicates = 5;
 
-  // Origin-aware trees (see the top of this file). 0 trees: the paper's single
-  // shared tree.
-  std::size_t max_origin_trees = 64;
+  // Origin-aware trees (see the top of this file). 0 trees: one shared tree.
+  // Off by default since the root beacon: the root's hop-shortest tree gives
+  // every origin paths about as short as flooding's with no per-origin
+  // upkeep, while an origin tree grown from that thin tree needed thousands of
+  // hop-difference switches and graft timeouts to settle (a 2,000-node
+  // overlay: ~9,000 graft timeouts for one new frequent sender, where one
+  // tree per overlay costs none; docs/simulation.md).
+  std::size_t max_origin_trees = 0;
   // An origin flags its messages from its 2nd broadcast within a burst (own
   // broadcasts at most origin_tree_burst_gap apart): a node sending that
   // often is worth a tree; a node of 10,000 broadcasting at random rarely is.
@@ -258,6 +293,19 @@ struct PlumtreeConfig {
   // cost less (RMR 0.022 vs 0.053, GRAFT+PRUNE 0.037 vs 0.050 per node per
   // broadcast) for the same path lengths.
   bool origin_tree_starts_flooding = false;
+
+  // Root beacon (see the top of this file). 0 disables it: the shared tree is
+  // then shaped by whatever traffic it carries (the paper).
+  Duration root_beacon_interval = Seconds(5);
+  // A root not heard from for this long is presumed gone (3 beacons missed).
+  Duration root_beacon_timeout = Seconds(16);
+  // A node without a live root stands as root after
+  // RootPriority(self) / 2^64 of this window (from its first neighbour, or
+  // from the moment it found its root gone).
+  Duration root_election_window = Seconds(5);
+  // Hop-difference threshold for the root's beacons: 1 makes the shared
+  // tree hop-shortest from the root.
+  std::uint32_t root_hop_optimization_threshold = 1;
 };
 
 // The algorithm exactly as published (shared tree, hop-difference threshold 3,
@@ -287,6 +335,11 @@ struct PlumtreeStats {
   std::uint64_t link_up_announced = 0;   // IHAVE entries sent to new neighbours (link_up_announce_window)
   std::uint64_t origin_trees_created = 0;
   std::uint64_t origin_trees_evicted = 0;
+  std::uint64_t beacons_sent = 0;        // beacons this node sent as root
+  std::uint64_t beacons_suppressed = 0;  // beacons of a worse root, not forwarded
+  std::uint64_t root_changes = 0;        // times this node took a different root
+  std::uint64_t roots_lost = 0;          // roots presumed gone (root_beacon_timeout)
+  std::uint64_t rejected_reserved_id = 0;  // BroadcastRequests with a beacon id
 };
 
 // ---- the state machine -----------------------------------------------------------
@@ -309,6 +362,9 @@ class Plumtree {
   // The eager peers used for `origin`'s messages (its own tree if kept here).
   const std::set<NodeId>& eager_peers_for(NodeId origin) const;
   bool has_seen(const MessageId& id) const { return seen_.Contains(id); }
+  // The root this node follows (itself if it is the root); none before the
+  // first beacon and after the root was presumed gone.
+  std::optional<NodeId> root() const { return root_; }
 
   // Estimate of the heap held by this instance (containers and payloads).
   std::size_t memory_bytes() const;
@@ -413,6 +469,27 @@ class Plumtree {
   void NoteHolder(const MessageId& id, NodeId peer);
   void OnReannounce(const MessageId& id, TimePoint now, Outbox& out);
 
+  // ---- root beacon ----
+  bool BeaconsEnabled() const {
+    return !config_.eager_flooding && config_.root_beacon_interval > Duration::zero();
+  }
+  bool RootLive(TimePoint now) const {
+    return root_ && (*root_ == self_ || root_heard_ + config_.root_beacon_timeout > now);
+  }
+  // Would a beacon of `origin` be followed (the current root's, or a better one)?
+  bool BeaconWanted(NodeId origin, TimePoint now) const;
+  // A first copy of a beacon of `origin`: follow it (true) or drop it.
+  bool AdoptBeacon(NodeId origin, TimePoint now);
+  void OnBeaconDuplicate(NodeId from, const Gossip& gossip, Outbox& out);
+  void OnBeaconTimer(TimePoint now, Outbox& out);
+  void OnCandidacyTimer(TimePoint now, Outbox& out);
+  void ArmBeaconTimers(TimePoint now, Outbox& out);
+  void SendBeacon(TimePoint now, Outbox& out);
+  // The tree `id` travels on: beacons always on the shared one.
+  Tree TreeForId(const MessageId& id, bool create, TimePoint now) {
+    return IsBeaconId(id) ? SharedTree() : TreeFor(id.origin, create, now);
+  }
+
   NodeId self_;
   PlumtreeConfig config_;
   PlumtreeStats stats_;
@@ -458,6 +535,12 @@ class Plumtree {
   std::size_t pending_ihave_entries_ = 0;
   bool flush_armed_ = false;
   bool sweep_armed_ = false;
+
+  std::optional<NodeId> root_;
+  TimePoint root_heard_{};       // last beacon of root_ (not kept up for self)
+  std::uint64_t beacon_seq_ = 0;  // last beacon sequence used (without the tag)
+  bool beacon_armed_ = false;
+  bool candidacy_armed_ = false;
 };
 
 }  // namespace gv::broadcast

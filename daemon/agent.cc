@@ -438,7 +438,8 @@ void Agent::RunBroadcast(const broadcast::InEvent& event) {
     std::visit(Overloaded{
                    [this](broadcast::SendMessage& m) {
                      if (const auto* gossip = std::get_if<broadcast::Gossip>(&m.message)) {
-                       ++payload_messages_sent_[wire::HasFileIdentifier(gossip->payload, wire::kDeltaFileIdentifier)
+                       ++payload_messages_sent_[broadcast::IsBeaconId(gossip->id) ? "beacon"
+                                                : wire::HasFileIdentifier(gossip->payload, wire::kDeltaFileIdentifier)
                                                     ? "delta"
                                                     : "overlay"];
                      }
@@ -1083,6 +1084,13 @@ std::string Agent::StatusJson(bool with_digest) const {
   out["passive"] = NodeIdsJson(hyparview_->passive_view());
   out["eager"] = NodeIdsJson(plumtree_->eager_peers());
   out["lazy"] = NodeIdsJson(plumtree_->lazy_peers());
+  // The root whose beacons shape the shared broadcast tree (null before the
+  // first beacon, or while a new root is being elected).
+  if (const auto root = plumtree_->root()) {
+    out["broadcast_root"] = root->ToString();
+  } else {
+    out["broadcast_root"] = nullptr;
+  }
   if (with_digest) out["digest"] = statestore::DigestHex(store_->Digest());
   const wal::WalStats wal = wal_->stats();
   out["wal"] = {{"durability", wal::DurabilityName(config_.durability)},
@@ -1188,10 +1196,15 @@ std::string Agent::MetricsText() const {
             static_cast<double>(pt.hop_optimizations));
   w.Counter("grapevine_broadcast_origin_trees_created_total", "Per-origin broadcast trees created",
             static_cast<double>(pt.origin_trees_created));
+  w.Counter("grapevine_broadcast_root_beacons_sent_total", "Beacons this agent sent as the broadcast tree's root",
+            static_cast<double>(pt.beacons_sent));
+  w.Counter("grapevine_broadcast_root_changes_total", "Times this agent followed a different broadcast root",
+            static_cast<double>(pt.root_changes));
   {
     auto family = w.Family("grapevine_broadcast_payload_messages_sent_total", PrometheusWriter::Type::kCounter,
-                           "GOSSIP messages sent, by payload kind (delta: a write; overlay: a topology record)");
-    for (const char* kind : {"delta", "overlay"}) {
+                           "GOSSIP messages sent, by payload kind (delta: a write; overlay: a topology, member or "
+                           "service record; beacon: the broadcast root's beacon)");
+    for (const char* kind : {"delta", "overlay", "beacon"}) {
       auto it = payload_messages_sent_.find(kind);
       family.Sample(it == payload_messages_sent_.end() ? 0.0 : static_cast<double>(it->second), {{"kind", kind}});
     }

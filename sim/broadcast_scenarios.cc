@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -30,6 +31,14 @@ constexpr std::uint64_t kSenderStreamSalt = 0x73656e6465727321ULL;
 
 double Ratio(double numerator, double denominator) { return denominator == 0 ? 0.0 : numerator / denominator; }
 
+}  // namespace
+
+Duration RootBeaconWarmup(const broadcast::PlumtreeConfig& plumtree) {
+  return plumtree.root_election_window + kRootBeaconWarmupBeacons * plumtree.root_beacon_interval;
+}
+
+namespace {
+
 std::string Payload(std::size_t k) {
   std::string payload = "bc-" + std::to_string(k);
   payload.resize(kPayloadBytes, '.');
@@ -54,6 +63,7 @@ nlohmann::json ToJson(const BroadcastFigures& f) {
   j["ldh_max"] = f.ldh_max;
   j["gossip_per_broadcast"] = f.gossip_per_broadcast;
   j["control_per_broadcast"] = f.control_per_broadcast;
+  j["beacon_gossip_per_broadcast"] = f.beacon_gossip_per_broadcast;
   j["ihave_per_broadcast"] = f.ihave_per_broadcast;
   j["graft_prune_per_node_per_broadcast"] = f.graft_prune_per_node_per_broadcast;
   return j;
@@ -101,7 +111,11 @@ void BroadcastMeter::OnMessage(const MessageEvent& event) {
   const auto* message = std::get_if<broadcast::Message>(&event.message);
   if (message == nullptr) return;
   if (const auto* gossip = std::get_if<broadcast::Gossip>(message)) {
-    if (Sent* sent = Find(gossip->id)) ++sent->payload_received;
+    if (Sent* sent = Find(gossip->id)) {
+      ++sent->payload_received;
+    } else if (broadcast::IsBeaconId(gossip->id)) {
+      ++beacon_gossip_;  // the protocol's own upkeep: control, not payload
+    }
   } else if (std::holds_alternative<broadcast::IHave>(*message)) {
     ++ihave_;
   } else if (std::holds_alternative<broadcast::Graft>(*message)) {
@@ -162,7 +176,8 @@ BroadcastFigures BroadcastMeter::Figures() const {
   f.rmr_second_half = rmr_half_sum / static_cast<double>(sent_.size() - sent_.size() / 2);
   f.ldh = ldh_sum / k;
   f.gossip_per_broadcast = static_cast<double>(gossip) / k;
-  f.control_per_broadcast = static_cast<double>(ihave_ + graft_ + prune_) / k;
+  f.control_per_broadcast = static_cast<double>(ihave_ + graft_ + prune_ + beacon_gossip_) / k;
+  f.beacon_gossip_per_broadcast = static_cast<double>(beacon_gossip_) / k;
   f.ihave_per_broadcast = static_cast<double>(ihave_) / k;
   const double mean_expected_nodes = static_cast<double>(f.expected_deliveries) / k;
   f.graft_prune_per_node_per_broadcast = Ratio(static_cast<double>(graft_ + prune_), mean_expected_nodes * k);
@@ -189,11 +204,16 @@ namespace {
 
 // A stable overlay whose nodes run `plumtree` (built once per scenario: see
 // Simulator::ForkWithPlumtree).
+// The overlay is built without root beacons (Plumtree carries nothing while
+// it forms, so it can be forked); they start with the fresh Plumtrees and
+// RunPhaseOn lets them shape the tree before it measures.
 std::unique_ptr<Simulator> BuildOverlay(const SimOptions& options, const broadcast::PlumtreeConfig& plumtree) {
   SimConfig config = MakeSimConfig(options);
   config.plumtree = plumtree;
+  config.plumtree.root_beacon_interval = Duration::zero();
   auto sim = std::make_unique<Simulator>(std::move(config));
   BuildStableOverlay(*sim, options);
+  if (plumtree.root_beacon_interval > Duration::zero()) sim->ResetPlumtrees(plumtree);
   return sim;
 }
 
@@ -227,6 +247,12 @@ BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const Broadca
   std::vector<NodeIndex> live = sim.LiveNodes();
   std::vector<NodeIndex> senders;
   BroadcastRun run;
+  const broadcast::PlumtreeConfig& plumtree = sim.config().plumtree;
+  if (!plumtree.eager_flooding && plumtree.root_beacon_interval > Duration::zero()) {
+    // A running cluster has its root and its tree: let the election and a few
+    // beacons happen before measuring (the overlay had its settling time too).
+    sim.RunFor(RootBeaconWarmup(plumtree));
+  }
   if (!live.empty()) {
     senders_rng.Shuffle(live);
     const std::size_t count = spec.senders == SenderModel::kSingle ? 1
@@ -265,6 +291,12 @@ BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const Broadca
     totals.origin_trees_created += s.origin_trees_created;
     totals.reannounced += s.reannounced;
     totals.graft_unanswerable += s.graft_unanswerable;
+    totals.beacons_sent += s.beacons_sent;
+    totals.root_changes += s.root_changes;
+  }
+  std::set<std::uint64_t> roots;
+  for (NodeIndex i : sim.LiveNodes()) {
+    if (auto root = sim.plumtree(i).root()) roots.insert(root->value);
   }
   d["memory_per_node_bytes"] = {
       {"mean", Ratio(static_cast<double>(memory_total), static_cast<double>(health.live_nodes))},
@@ -275,7 +307,10 @@ BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const Broadca
                           {"missing_dropped", totals.missing_dropped},
                           {"origin_trees_created", totals.origin_trees_created},
                           {"reannounced_entries", totals.reannounced},
-                          {"graft_unanswerable", totals.graft_unanswerable}};
+                          {"graft_unanswerable", totals.graft_unanswerable},
+                          {"beacons_sent", totals.beacons_sent},
+                          {"root_changes", totals.root_changes}};
+  d["roots"] = roots.size();  // distinct roots followed at the end (1 on a connected overlay with beacons)
   std::string why;
   if (!sim.CheckInvariants(&why)) d["invariant_violation"] = why;
   return run;

@@ -10,8 +10,9 @@
 //   LDH         = the largest `hops` of any delivery of a broadcast (the origin
 //                 delivers at hop 0, its direct receivers at hop 1), averaged
 //                 over broadcasts (`ldh`) and its maximum (`ldh_max`);
-//   control     = every broadcast-layer message that is not a GOSSIP (IHAVE,
-//                 GRAFT, PRUNE); membership traffic is counted separately.
+//   control     = every broadcast-layer message that is not a measured
+//                 broadcast's GOSSIP (IHAVE, GRAFT, PRUNE, and the root
+//                 beacons' GOSSIPs); membership traffic is counted separately.
 //
 // Sender models: `single` (one random node sends everything), `set` (each
 // broadcast from a random member of a fixed set of kSenderSetSize random
@@ -35,6 +36,11 @@
 namespace gv::sim {
 
 constexpr std::size_t kSenderSetSize = 10;
+// Root beacons sent (after the election window) before a broadcast phase is
+// measured: the first builds the tree from first arrivals, the next ones
+// move nodes nearer the root by the hop-difference rule.
+constexpr std::int64_t kRootBeaconWarmupBeacons = 4;
+Duration RootBeaconWarmup(const broadcast::PlumtreeConfig& plumtree);
 
 struct BroadcastFigures {
   std::size_t broadcasts = 0;
@@ -49,6 +55,7 @@ struct BroadcastFigures {
   std::uint32_t ldh_max = 0;
   double gossip_per_broadcast = 0.0;
   double control_per_broadcast = 0.0;
+  double beacon_gossip_per_broadcast = 0.0;  // root beacons' GOSSIPs (part of control)
   double ihave_per_broadcast = 0.0;
   double graft_prune_per_node_per_broadcast = 0.0;
 };
@@ -103,6 +110,7 @@ class BroadcastMeter {
   std::uint64_t ihave_ = 0;
   std::uint64_t graft_ = 0;
   std::uint64_t prune_ = 0;
+  std::uint64_t beacon_gossip_ = 0;
 };
 
 enum class SenderModel : std::uint8_t { kSingle, kSet, kUniform };

@@ -75,7 +75,8 @@ std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::Plumtree
     const broadcast::PlumtreeStats& s = p.stats();
     if (s.broadcasts != 0 || s.delivered != 0 || s.gossip_sent != 0 || s.ihave_sent != 0 || s.graft_sent != 0 ||
         s.prune_sent != 0 || s.graft_received != 0 || s.prune_received != 0 || s.duplicates != 0 ||
-        s.from_non_neighbor != 0 || p.seen_ids() != 0 || p.missing_ids() != 0 || p.origin_trees() != 0) {
+        s.from_non_neighbor != 0 || s.beacons_suppressed != 0 || p.root().has_value() || p.seen_ids() != 0 ||
+        p.missing_ids() != 0 || p.origin_trees() != 0) {
       return nullptr;
     }
   }
@@ -114,14 +115,35 @@ std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::Plumtree
     to.busy_until = from.busy_until;
     to.backlog = from.backlog;
     to.next_seq = from.next_seq;
+    to.plumtree_epoch = from.plumtree_epoch;
     if (!from.hyparview) continue;
     to.hyparview = std::make_unique<membership::HyParView>(*from.hyparview);
-    to.plumtree = std::make_unique<broadcast::Plumtree>(IdOfIndex(i), plumtree);
-    broadcast::Outbox ignored;  // a fresh Plumtree has nothing to say to its neighbours
-    for (NodeId peer : from.plumtree->eager_peers()) to.plumtree->handle(broadcast::NeighborUp{peer}, now_, ignored);
-    for (NodeId peer : from.plumtree->lazy_peers()) to.plumtree->handle(broadcast::NeighborUp{peer}, now_, ignored);
+    fork->ReplacePlumtree(i, plumtree, PlumtreePeers(*from.plumtree));
   }
   return fork;
+}
+
+void Simulator::ResetPlumtrees(const broadcast::PlumtreeConfig& plumtree) {
+  config_.plumtree = plumtree;
+  for (NodeIndex i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i].plumtree) ReplacePlumtree(i, plumtree, PlumtreePeers(*nodes_[i].plumtree));
+  }
+}
+
+std::vector<NodeId> Simulator::PlumtreePeers(const broadcast::Plumtree& plumtree) {
+  std::vector<NodeId> peers(plumtree.eager_peers().begin(), plumtree.eager_peers().end());
+  peers.insert(peers.end(), plumtree.lazy_peers().begin(), plumtree.lazy_peers().end());
+  return peers;
+}
+
+void Simulator::ReplacePlumtree(NodeIndex index, const broadcast::PlumtreeConfig& plumtree,
+                                const std::vector<NodeId>& peers) {
+  Node& node = nodes_[index];
+  ++node.plumtree_epoch;  // the old instance's timers (copied into a fork too) are stale
+  node.plumtree = std::make_unique<broadcast::Plumtree>(IdOfIndex(index), plumtree);
+  // A fresh Plumtree sends nothing to its neighbours (it has delivered
+  // nothing); the timers it arms go into the queue as usual.
+  for (NodeId peer : peers) FeedBroadcast(index, broadcast::NeighborUp{peer});
 }
 
 // ---------------------------------------------------------------- event queue
@@ -297,7 +319,7 @@ void Simulator::Process(Event& event) {
           },
           [&](BroadcastTimerEvent& e) {
             const Node& node = nodes_[e.node];
-            if (!node.alive || node.incarnation != e.incarnation) return;
+            if (!node.alive || node.incarnation != e.incarnation || node.plumtree_epoch != e.plumtree_epoch) return;
             HashEvent(kHashBroadcastTimer, e.node, static_cast<std::uint64_t>(e.timer.kind), e.timer.generation);
             FeedBroadcast(e.node, broadcast::TimerFired{e.timer});
           },
@@ -385,7 +407,7 @@ void Simulator::DrainBroadcast(NodeIndex index) {
                      if (deliver_hook_) deliver_hook_(DeliverEvent{now_, index, d});
                    },
                    [&](broadcast::ScheduleTimer& m) {
-                     Push(m.at, BroadcastTimerEvent{index, nodes_[index].incarnation, m.timer});
+                     Push(m.at, BroadcastTimerEvent{index, nodes_[index].incarnation, nodes_[index].plumtree_epoch, m.timer});
                    },
                },
                out);

@@ -170,6 +170,11 @@ class Simulator {
   // while no Plumtree has done anything but follow its neighbours (such a
   // Plumtree's whole state is its active view): otherwise returns null.
   std::unique_ptr<Simulator> ForkWithPlumtree(const broadcast::PlumtreeConfig& plumtree) const;
+  // The same in place: every node's Plumtree is replaced by a fresh one of
+  // `plumtree`, told its node's active view; the old ones' timers are dropped.
+  // Lets a scenario build its overlay without Plumtree's periodic work (the
+  // root beacon) and fork it, then start that work for the measured phase.
+  void ResetPlumtrees(const broadcast::PlumtreeConfig& plumtree);
 
   // ---- broadcast ----
   // A BroadcastRequest at `origin` with id (origin, next sequence of that node).
@@ -210,6 +215,9 @@ class Simulator {
     std::unique_ptr<broadcast::Plumtree> plumtree;
     std::vector<NodeId> seeds;
     std::uint32_t incarnation = 0;
+    // Bumped when the Plumtree is replaced (ResetPlumtrees, forks): its old
+    // timers are then stale.
+    std::uint32_t plumtree_epoch = 0;
     std::uint32_t partition = 0;
     bool alive = false;
     bool slow = false;
@@ -231,6 +239,7 @@ class Simulator {
   struct BroadcastTimerEvent {
     NodeIndex node;
     std::uint32_t incarnation;
+    std::uint32_t plumtree_epoch;
     broadcast::Timer timer;
   };
   struct PeerDownEvent {
@@ -279,6 +288,9 @@ class Simulator {
   Duration LinkLatency(NodeIndex from, NodeIndex to) const;
   void FeedMembership(NodeIndex index, const membership::InEvent& event);
   void FeedBroadcast(NodeIndex index, const broadcast::InEvent& event);
+  // A fresh Plumtree of `plumtree` at `index`, told `peers` are up.
+  void ReplacePlumtree(NodeIndex index, const broadcast::PlumtreeConfig& plumtree, const std::vector<NodeId>& peers);
+  static std::vector<NodeId> PlumtreePeers(const broadcast::Plumtree& plumtree);
   void DrainMembership(NodeIndex index);
   void DrainBroadcast(NodeIndex index);
   void Trace(const char* kind, NodeIndex a, NodeIndex b, const char* type);

@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -75,17 +76,18 @@ Timer SweepTimer() {
 }
 
 // The scripts below are written for 50 ms IHAVE batches (0 stays 0: no batching).
+// Root beacons have scripts of their own (below); elsewhere they would only
+// add their timers to every NeighborUp.
 PlumtreeConfig Scripted(PlumtreeConfig config) {
   if (config.ihave_flush_interval > Duration::zero()) config.ihave_flush_interval = Millis(50);
+  config.root_beacon_interval = Duration::zero();
   return config;
 }
 
-// A node (1) with neighbours 2..5, all eager as HyParView announced them.
-struct Fixture {
-  explicit Fixture(PlumtreeConfig config = PaperPlumtreeConfig()) : tree(N(1), Scripted(config)) {
-    for (std::uint64_t p = 2; p <= 5; ++p) Feed(NeighborUp{N(p)}, At(0));
-    REQUIRE(out.events.empty());
-  }
+// Node 1's Plumtree: feeds it one event at a time, keeps that event's
+// output, and checks the invariants after each.
+struct Driver {
+  explicit Driver(PlumtreeConfig config) : tree(N(1), config) {}
   Outbox& Feed(const InEvent& event, TimePoint now) {
     out.events.clear();
     tree.handle(event, now, out);
@@ -99,6 +101,14 @@ struct Fixture {
   }
   Plumtree tree;
   Outbox out;
+};
+
+// A node (1) with neighbours 2..5, all eager as HyParView announced them.
+struct Fixture : Driver {
+  explicit Fixture(PlumtreeConfig config = PaperPlumtreeConfig()) : Driver(Scripted(config)) {
+    for (std::uint64_t p = 2; p <= 5; ++p) Feed(NeighborUp{N(p)}, At(0));
+    REQUIRE(out.events.empty());
+  }
 };
 
 TEST_CASE("first GOSSIP is delivered, pushed eagerly to all but the sender and lazily as batched IHAVE") {
@@ -427,7 +437,8 @@ TEST_CASE("oversized payloads are neither delivered nor forwarded") {
 
 
 TEST_CASE("origin trees: a frequent origin flags its GOSSIPs and gets its own tree") {
-  PlumtreeConfig config;  // defaults: origin trees on, promoted at the 3rd broadcast in a burst
+  PlumtreeConfig config;  // origin trees on, promoted at the 3rd broadcast in a burst
+  config.max_origin_trees = 64;
   config.origin_tree_min_broadcasts = 3;
   config.origin_tree_idle_timeout = Seconds(60);
   Fixture f(config);
@@ -457,6 +468,7 @@ TEST_CASE("origin trees: a frequent origin flags its GOSSIPs and gets its own tr
 
 TEST_CASE("origin trees: background broadcasts neither count toward a burst nor use the origin's tree") {
   PlumtreeConfig config;
+  config.max_origin_trees = 64;
   config.origin_tree_min_broadcasts = 2;
   Fixture f(config);
   // Background broadcasts in quick succession stay on the shared tree.
@@ -478,6 +490,7 @@ TEST_CASE("origin trees: background broadcasts neither count toward a burst nor 
 
 TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; PRUNE/GRAFT name the origin") {
   PlumtreeConfig config;
+  config.max_origin_trees = 64;
   config.origin_hop_optimization_threshold = 2;
   Fixture f(config);
   f.Receive(5, Prune{}, At(0));  // shared tree: 5 lazy
@@ -526,6 +539,7 @@ TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; P
 
 TEST_CASE("origin trees: a shorter duplicate after the old parent left prunes nobody") {
   PlumtreeConfig config;
+  config.max_origin_trees = 64;
   config.origin_hop_optimization_threshold = 2;
   Fixture f(config);
   const MessageId id = Id(7, 1);
@@ -614,6 +628,165 @@ TEST_CASE("a new neighbour is sent the recent ids whose payloads are still cache
   paper.Receive(2, Gossip{recent_id, 1, "b"}, At(5000));
   paper.Feed(NeighborUp{N(6)}, At(5100));
   ExpectOutput(paper.out, {});
+}
+
+// ---- root beacon ------------------------------------------------------------------
+
+Timer KindTimer(TimerKind kind) {
+  Timer t;
+  t.kind = kind;
+  return t;
+}
+
+// The candidacy delay of `id`: RootPriority(id) / 2^64 of the window.
+Duration CandidacyDelay(NodeId id, Duration window) {
+  return Duration(static_cast<std::int64_t>(((RootPriority(id) >> 32) * static_cast<std::uint64_t>(window.count())) >> 32));
+}
+
+// Ids above 1 whose root priority is better (lower) or worse than node 1's.
+std::vector<std::uint64_t> IdsRanked(bool better, std::size_t count) {
+  std::vector<std::uint64_t> ids;
+  for (std::uint64_t v = 2; ids.size() < count; ++v) {
+    if ((RootPriority(N(v)) < RootPriority(N(1))) == better) ids.push_back(v);
+  }
+  return ids;
+}
+
+PlumtreeConfig BeaconConfig() {
+  PlumtreeConfig config;
+  config.ihave_flush_interval = Millis(50);
+  config.root_beacon_interval = Seconds(5);
+  config.root_beacon_timeout = Seconds(16);
+  config.root_election_window = Seconds(5);
+  config.root_hop_optimization_threshold = 1;
+  return config;
+}
+
+struct BeaconFixture : Driver {
+  // Node 1 with neighbours `peers` (all eager), linked at time 0.
+  explicit BeaconFixture(const std::vector<std::uint64_t>& peers) : Driver(BeaconConfig()) {
+    for (std::uint64_t p : peers) {
+      Feed(NeighborUp{N(p)}, At(0));
+      if (p == peers.front()) {
+        // The first neighbour arms the beacon timer and, with no root known,
+        // the candidacy.
+        ExpectOutput(out, {ScheduleTimer{At(5000), KindTimer(TimerKind::kBeacon)},
+                           ScheduleTimer{At(0) + CandidacyDelay(N(1), Seconds(5)), KindTimer(TimerKind::kCandidacy)}});
+      } else {
+        ExpectOutput(out, {});
+      }
+    }
+  }
+};
+
+MessageId BeaconId(std::uint64_t origin, std::uint64_t seq) { return MessageId{N(origin), kBeaconSeqTag | seq}; }
+
+TEST_CASE("root beacon: a node with no root stands at its candidacy time, yields to a better root, elects anew when it goes") {
+  const std::uint64_t better = IdsRanked(true, 1)[0];
+  const std::vector<std::uint64_t> worse = IdsRanked(false, 2);
+  BeaconFixture f({better, worse[0], worse[1]});
+  const TimePoint stand = At(0) + CandidacyDelay(N(1), Seconds(5));
+  REQUIRE(stand > At(1));
+  REQUIRE(stand < At(4000));  // the script's times below assume it (node 1 stands at ~2.8 s)
+  CHECK_FALSE(f.tree.root().has_value());
+
+  // Candidacy: node 1 is root and beacons on the shared tree; nothing is delivered.
+  f.Feed(TimerFired{KindTimer(TimerKind::kCandidacy)}, stand);
+  CHECK(f.tree.root() == N(1));
+  const MessageId own = BeaconId(1, static_cast<std::uint64_t>(ToMicros(stand) / 1000));
+  // Pushed to every neighbour, in ascending id order (the eager set's).
+  std::vector<std::uint64_t> everyone = {better, worse[0], worse[1]};
+  std::sort(everyone.begin(), everyone.end());
+  auto to_everyone = [&](const MessageId& id) {
+    std::vector<OutEvent> sends;
+    for (std::uint64_t p : everyone) sends.push_back(SendMessage{N(p), Gossip{id, 0, ""}});
+    return sends;
+  };
+  std::vector<OutEvent> want = to_everyone(own);
+  want.push_back(ScheduleTimer{stand + Seconds(1), SweepTimer()});
+  ExpectOutput(f.out, want);
+  CHECK(f.tree.stats().beacons_sent == 1);
+  CHECK(f.tree.stats().delivered == 0);
+
+  // A worse root's beacon is dropped: not forwarded, not followed.
+  f.Receive(worse[0], Gossip{BeaconId(worse[0], 7), 0, ""}, At(4000));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.root() == N(1));
+  CHECK(f.tree.stats().beacons_suppressed == 1);
+
+  // The root's beacon timer: another beacon (the clock gives its sequence).
+  f.Feed(TimerFired{KindTimer(TimerKind::kBeacon)}, At(5000));
+  const MessageId second = BeaconId(1, 5000);
+  want = to_everyone(second);
+  want.push_back(ScheduleTimer{At(10000), KindTimer(TimerKind::kBeacon)});
+  ExpectOutput(f.out, want);
+
+  // A better root's beacon is followed and forwarded (never delivered).
+  const MessageId theirs = BeaconId(better, 1);
+  f.Receive(better, Gossip{theirs, 0, ""}, At(6000));
+  CHECK(f.tree.root() == N(better));
+  ExpectOutput(f.out, {
+                          SendMessage{N(worse[0]), Gossip{theirs, 1, ""}},
+                          SendMessage{N(worse[1]), Gossip{theirs, 1, ""}},
+                      });
+  // Node 1 no longer beacons: its timer only re-arms.
+  f.Feed(TimerFired{KindTimer(TimerKind::kBeacon)}, At(10000));
+  ExpectOutput(f.out, {ScheduleTimer{At(15000), KindTimer(TimerKind::kBeacon)}});
+
+  // A duplicate of the root's beacon prunes its link at once.
+  f.Receive(worse[0], Gossip{theirs, 0, ""}, At(10100));
+  ExpectOutput(f.out, {SendMessage{N(worse[0]), Prune{}}});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(worse[0])});
+
+  // The root falls silent: 16 s after its last beacon it is presumed gone and
+  // node 1 stands again after its candidacy delay.
+  f.Feed(TimerFired{KindTimer(TimerKind::kBeacon)}, At(15000));
+  ExpectOutput(f.out, {ScheduleTimer{At(20000), KindTimer(TimerKind::kBeacon)}});
+  f.Feed(TimerFired{KindTimer(TimerKind::kBeacon)}, At(22000));
+  CHECK_FALSE(f.tree.root().has_value());
+  CHECK(f.tree.stats().roots_lost == 1);
+  ExpectOutput(f.out, {ScheduleTimer{At(27000), KindTimer(TimerKind::kBeacon)},
+                       ScheduleTimer{At(22000) + CandidacyDelay(N(1), Seconds(5)), KindTimer(TimerKind::kCandidacy)}});
+}
+
+TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sender's duplicate is kept for it") {
+  const std::uint64_t root = IdsRanked(true, 1)[0];
+  const std::vector<std::uint64_t> peers = IdsRanked(false, 3);
+  BeaconFixture f({peers[0], peers[1], peers[2]});
+  // The root's beacon arrives first down a long branch (hop 6 here)...
+  const MessageId id = BeaconId(root, 1);
+  f.Receive(peers[0], Gossip{id, 5, ""}, At(100));
+  CHECK(f.tree.root() == N(root));
+  ExpectOutput(f.out, {
+                          SendMessage{N(peers[1]), Gossip{id, 6, ""}},
+                          SendMessage{N(peers[2]), Gossip{id, 6, ""}},
+                          ScheduleTimer{At(1100), SweepTimer()},
+                      });
+  // ...then a copy from a peer 2 hops from the root: the shorter branch is
+  // kept, the long one pruned.
+  f.Receive(peers[1], Gossip{id, 2, ""}, At(150));
+  ExpectOutput(f.out, {SendMessage{N(peers[0]), Prune{}}});
+  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(peers[0])});
+  CHECK(f.tree.stats().hop_optimizations == 1);
+  // peers[2] sends its copy, 9 hops from the root (it had it from elsewhere):
+  // the copy we pushed it (hop 6, soon 3) makes it take us as parent, so we
+  // keep the link.
+  f.Receive(peers[2], Gossip{id, 9, ""}, At(160));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(peers[1]), N(peers[2])});
+
+  // Next beacon: an IHAVE from a lazy peer 1 hop from the root makes it our
+  // parent (GRAFT) and prunes the branch we had it from.
+  const MessageId next = BeaconId(root, 2);
+  f.Receive(peers[1], Gossip{next, 2, ""}, At(5100));
+  f.Receive(peers[0], IHave{{IHaveEntry{next, 0}}}, At(5120));
+  ExpectOutput(f.out, {SendMessage{N(peers[0]), Graft{{}, std::nullopt}}, SendMessage{N(peers[1]), Prune{}}});
+  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(peers[0]), N(peers[2])});
+
+  // Application broadcasts may not use beacon ids.
+  f.Feed(BroadcastRequest{BeaconId(1, 1), "x"}, At(6000));
+  ExpectOutput(f.out, {});
+  CHECK(f.tree.stats().rejected_reserved_id == 1);
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -161,6 +162,9 @@ TEST_CASE("sim: a slow node whose queue overflows is reported down at both ends"
   SimConfig config = SmallConfig(60, 8);
   config.network.send_queue_bound = 4;
   config.network.slow_node_service_time = Millis(100);
+  // No root beacon: every link stays eager (nothing prunes), so the burst's
+  // GOSSIPs all go to the slow node.
+  config.plumtree.root_beacon_interval = Duration::zero();
   Simulator sim(config);
   BuildOverlay(sim, 2);
   const NodeIndex slow = 30;
@@ -223,7 +227,12 @@ TEST_CASE("sim: the message and delivery hooks see every event") {
 TEST_CASE("sim: a fork with another Plumtree runs exactly as the same overlay built with it") {
   broadcast::PlumtreeConfig flooding;
   flooding.eager_flooding = true;
-  Simulator original(SmallConfig(120, 5));
+  // Built without the root beacon: a Plumtree that beacons has done more
+  // than follow its neighbours (the broadcast scenarios build this way and
+  // start the beacons with ResetPlumtrees).
+  SimConfig original_config = SmallConfig(120, 5);
+  original_config.plumtree.root_beacon_interval = Duration::zero();
+  Simulator original(original_config);
   original.JoinAll(Millis(2));
   original.RunFor(Seconds(20));
   std::unique_ptr<Simulator> fork = original.ForkWithPlumtree(flooding);
@@ -256,4 +265,41 @@ TEST_CASE("sim: a fork with another Plumtree runs exactly as the same overlay bu
   original.Broadcast(0, "y");
   original.RunFor(Seconds(1));
   CHECK(original.ForkWithPlumtree(flooding) == nullptr);
+}
+
+TEST_CASE("sim: ResetPlumtrees starts the root beacon on a built overlay; the old instances' timers are dropped") {
+  SimConfig config = SmallConfig(150, 12);
+  broadcast::PlumtreeConfig beacons = config.plumtree;
+  REQUIRE(beacons.root_beacon_interval > Duration::zero());
+  config.plumtree.root_beacon_interval = Duration::zero();
+  Simulator sim(config);
+  BuildOverlay(sim, 2);
+  sim.ResetPlumtrees(beacons);
+  // A fork taken now (no beacon sent yet) is exact and beacons too.
+  std::unique_ptr<Simulator> fork = sim.ForkWithPlumtree(beacons);
+  REQUIRE(fork != nullptr);
+  for (Simulator* s : {&sim, fork.get()}) {
+    s->RunFor(beacons.root_election_window + 3 * beacons.root_beacon_interval);
+    std::string why;
+    CHECK_MESSAGE(s->CheckInvariants(&why), why);
+    std::optional<NodeId> root;
+    std::uint64_t beacons_sent = 0;
+    std::size_t eager_links = 0;
+    for (NodeIndex i : s->LiveNodes()) {
+      const broadcast::Plumtree& p = s->plumtree(i);
+      REQUIRE(p.root().has_value());
+      if (!root) root = p.root();
+      CHECK(p.root() == root);  // one root overlay-wide
+      beacons_sent += p.stats().beacons_sent;
+      eager_links += p.eager_peers().size();
+    }
+    // The root beaconed once per interval (a doubled timer would double
+    // this), and the shared tree is a spanning tree.
+    const std::uint64_t root_beacons = s->plumtree(IndexOfId(*root)).stats().beacons_sent;
+    CHECK(root_beacons >= 3);
+    CHECK(root_beacons <= 5);
+    CHECK(eager_links / 2 == s->live_count() - 1);
+    CHECK(beacons_sent >= 4);
+  }
+  CHECK(fork->trace_hash() == sim.trace_hash());
 }
