@@ -115,7 +115,7 @@ void Plumtree::OnNeighborDown(NodeId peer) {
     tree.silenced.erase(peer);
   }
   ClearStreak(peer);
-  if (auto it = pending_ihave_.find(peer); it != pending_ihave_.end()) {
+  if (auto it = FindPendingIHave(peer); it != pending_ihave_.end() && it->first == peer) {
     pending_ihave_entries_ -= it->second.size();
     pending_ihave_.erase(it);
   }
@@ -276,6 +276,13 @@ void Plumtree::OnGossip(NodeId from, const Gossip& gossip, TimePoint now, Outbox
     if (!KeepShorterBranch(tree, gossip, from, out)) SendPrune(tree, from, out);
     return;
   }
+  // With a live root only its beacons shape the shared tree: a cycle shows in
+  // the next beacon's duplicates and is cut there, on the right link. Cutting
+  // it on another origin's duplicates instead cut whichever link that
+  // origin's copies reached second, often the link to our parent; the beacon
+  // then grafted it back, and a frequent sender cut it again (10,000 nodes,
+  // 10 senders: 60,000 graft timeouts and LDH 1.85x flooding's).
+  if (BeaconsEnabled() && RootLive(now)) return;
   // The link carried a copy we already had: take it out of the tree (after the
   // configured number of consecutive duplicates).
   auto streak = FindStreak(from);
@@ -431,7 +438,9 @@ void Plumtree::QueueIHave(NodeId peer, const IHaveEntry& entry, TimePoint now, O
     out.events.push_back(SendMessage{peer, IHave{{entry}}});
     return;
   }
-  std::vector<IHaveEntry>& batch = pending_ihave_[peer];
+  auto it = FindPendingIHave(peer);
+  if (it == pending_ihave_.end() || it->first != peer) it = pending_ihave_.emplace(it, peer, std::vector<IHaveEntry>{});
+  std::vector<IHaveEntry>& batch = it->second;
   batch.push_back(entry);
   ++pending_ihave_entries_;
   if (batch.size() >= config_.max_ihave_entries) {
@@ -439,7 +448,7 @@ void Plumtree::QueueIHave(NodeId peer, const IHaveEntry& entry, TimePoint now, O
     pending_ihave_entries_ -= batch.size();
     ++stats_.ihave_sent;
     out.events.push_back(SendMessage{peer, IHave{std::move(batch)}});
-    pending_ihave_.erase(peer);
+    pending_ihave_.erase(it);
     return;
   }
   if (!flush_armed_) {
@@ -805,7 +814,7 @@ std::size_t Plumtree::memory_bytes() const {
   for (const auto& [id, again] : reannounce_) {
     bytes += kTreeNodeOverhead + sizeof(id) + sizeof(again) + again.holders.size() * (kTreeNodeOverhead + 8);
   }
-  bytes += pending_ihave_.size() * (kTreeNodeOverhead + sizeof(NodeId) + sizeof(std::vector<IHaveEntry>));
+  bytes += pending_ihave_.capacity() * sizeof(pending_ihave_[0]);
   bytes += pending_ihave_entries_ * sizeof(IHaveEntry);
   return bytes;
 }
@@ -880,7 +889,9 @@ bool Plumtree::CheckInvariants(std::string* why) const {
     }
   }
   std::size_t pending = 0;
-  for (const auto& [peer, batch] : pending_ihave_) {
+  for (std::size_t i = 0; i < pending_ihave_.size(); ++i) {
+    const auto& [peer, batch] = pending_ihave_[i];
+    if (i > 0 && !(pending_ihave_[i - 1].first < peer)) return fail("IHAVE batches not ascending by peer");
     if (batch.empty() || batch.size() >= config_.max_ihave_entries) return fail("IHAVE batch size out of range");
     pending += batch.size();
   }

@@ -463,6 +463,11 @@ class Plumtree {
   }
   // eager_ ∪ lazy_ (checked by CheckInvariants), asked for every GOSSIP and
   // IHAVE: one short contiguous array instead of two tree walks.
+  std::vector<std::pair<NodeId, std::vector<IHaveEntry>>>::iterator FindPendingIHave(NodeId peer) {
+    return std::lower_bound(
+        pending_ihave_.begin(), pending_ihave_.end(), peer,
+        [](const std::pair<NodeId, std::vector<IHaveEntry>>& e, NodeId id) { return e.first < id; });
+  }
   bool IsNeighbor(NodeId peer) const { return std::binary_search(neighbors_.begin(), neighbors_.end(), peer); }
   void Evict(TimePoint now);
   void EnsureSweep(TimePoint now, Outbox& out);
@@ -531,7 +536,10 @@ class Plumtree {
   std::uint32_t own_recent_broadcasts_ = 0;
   TimePoint own_last_broadcast_{};
 
-  std::map<NodeId, std::vector<IHaveEntry>> pending_ihave_;
+  // IHAVE batches waiting for the flush, ascending by peer (at most one per
+  // neighbour): a flat array, as QueueIHave runs for every lazy push and a
+  // map node per batch cost a malloc and a free each time.
+  std::vector<std::pair<NodeId, std::vector<IHaveEntry>>> pending_ihave_;
   std::size_t pending_ihave_entries_ = 0;
   bool flush_armed_ = false;
   bool sweep_armed_ = false;

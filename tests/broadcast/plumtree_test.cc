@@ -749,7 +749,7 @@ TEST_CASE("root beacon: a node with no root stands at its candidacy time, yields
                        ScheduleTimer{At(22000) + CandidacyDelay(N(1), Seconds(5)), KindTimer(TimerKind::kCandidacy)}});
 }
 
-TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sender's duplicate is kept for it") {
+TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sender's duplicate is kept for it; only beacons prune") {
   const std::uint64_t root = IdsRanked(true, 1)[0];
   const std::vector<std::uint64_t> peers = IdsRanked(false, 3);
   BeaconFixture f({peers[0], peers[1], peers[2]});
@@ -782,6 +782,16 @@ TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sen
   f.Receive(peers[0], IHave{{IHaveEntry{next, 0}}}, At(5120));
   ExpectOutput(f.out, {SendMessage{N(peers[0]), Graft{{}, std::nullopt}}, SendMessage{N(peers[1]), Prune{}}});
   CHECK(f.tree.eager_peers() == std::set<NodeId>{N(peers[0]), N(peers[2])});
+
+  // With a live root, other origins' duplicates never prune: the next
+  // beacon's duplicates cut the cycle (default prune_after_duplicates is 5).
+  const MessageId app = Id(42, 1);
+  f.Receive(peers[0], Gossip{app, 3, "a"}, At(5200));
+  for (std::uint64_t k = 0; k < 6; ++k) {
+    f.Receive(peers[2], Gossip{app, 3, "a"}, At(5210 + static_cast<std::int64_t>(k)));
+    ExpectOutput(f.out, {});
+  }
+  CHECK(f.tree.eager_peers().count(N(peers[2])) == 1);
 
   // Application broadcasts may not use beacon ids.
   f.Feed(BroadcastRequest{BeaconId(1, 1), "x"}, At(6000));
