@@ -656,9 +656,8 @@ void Plumtree::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
   }
   // Graft the oldest announcer and move it to the back, so that repeated
   // timeouts (lost GRAFT or lost reply) walk through every announcer in turn.
-  const Announcement next = missing.announcers.front();
-  missing.announcers.pop_front();
-  missing.announcers.push_back(next);
+  std::rotate(missing.announcers.begin(), missing.announcers.begin() + 1, missing.announcers.end());
+  const Announcement next = missing.announcers.back();
   ++missing.grafts_sent;
   const Tree tree = TreeForId(timer.id, false, now);
   if (!tree.origin) MakeEager(tree, next.peer);  // directed trees: the announcer starts pushing to us

@@ -401,7 +401,10 @@ class Plumtree {
     std::uint32_t round = 0;
   };
   struct Missing {
-    std::deque<Announcement> announcers;  // in arrival order, graft the oldest first
+    // In arrival order, graft the oldest first. At most
+    // max_announcers_per_id (16): a vector, since a deque allocated a
+    // 512-byte block for every id heard of through IHAVE first.
+    std::vector<Announcement> announcers;
     std::uint64_t armed_generation = 0;   // 0: no graft timer pending
     std::uint32_t grafts_sent = 0;
   };
