@@ -2,7 +2,8 @@
 // data dir, rejoins and catches up on what it missed; the first agent of a
 // cluster (no --join) restarted the same way finds its cluster through the
 // peers it remembered in DATA/peers; a SIGKILLed agent disappears from the
-// survivors' active views and the survivors keep replicating.
+// survivors' active views and the survivors keep replicating; the agents
+// elect one broadcast root, and another when it is killed.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -228,6 +229,87 @@ TEST_CASE("after kill -9 of one agent the survivors' active views drop it and wr
     Status spread = WaitForValue(survivors, "after-kill/" + std::to_string(i), "from " + survivors[i]->name());
     CHECK_MESSAGE(spread.ok(), spread.ToString());
   }
+}
+
+// The broadcast root every agent reports, or why there is none yet.
+struct RootsSeen {
+  std::string root;        // empty unless all agents agree on a non-null root
+  std::size_t eager_links = 0;  // sum of eager set sizes / 2
+  std::string description;
+};
+
+RootsSeen ReadRoots(const std::vector<Agent*>& agents) {
+  RootsSeen seen;
+  std::size_t eager = 0;
+  bool agree = true;
+  std::string first;
+  for (Agent* agent : agents) {
+    auto status = AgentStatus(*agent);
+    if (!status.ok()) {
+      seen.description += agent->name() + ": " + status.status().ToString() + "; ";
+      agree = false;
+      continue;
+    }
+    const nlohmann::json& json = *status;
+    const std::string root = json.contains("broadcast_root") && json["broadcast_root"].is_string()
+                                 ? json["broadcast_root"].get<std::string>()
+                                 : "";
+    if (json.contains("eager") && json["eager"].is_array()) eager += json["eager"].size();
+    seen.description += agent->name() + ": root " + (root.empty() ? "none" : root) + " eager " +
+                        (json.contains("eager") ? json["eager"].dump() : "?") + "; ";
+    if (root.empty() || (!first.empty() && root != first)) agree = false;
+    if (first.empty()) first = root;
+  }
+  if (agree) seen.root = first;
+  seen.eager_links = eager / 2;
+  return seen;
+}
+
+TEST_CASE("the agents elect one broadcast root whose beacons shape a spanning tree; killing it elects another") {
+  Cluster cluster("root");
+  auto agents = cluster.StartCluster(5);
+  REQUIRE_MESSAGE(agents.ok(), agents.status().ToString());
+  std::vector<Agent*> all = *agents;
+
+  // One root everywhere, and the eager links a spanning tree of the 5 agents
+  // (4 links: the root's tree after its duplicates pruned every cycle).
+  // Election within 5 s, then a beacon every 5 s.
+  std::string root;
+  Status elected = WaitFor("one broadcast root and a spanning tree", kConvergeTimeout, [&](std::string& last_seen) {
+    const RootsSeen seen = ReadRoots(all);
+    last_seen = seen.description;
+    root = seen.root;
+    return !seen.root.empty() && seen.eager_links == all.size() - 1;
+  });
+  REQUIRE_MESSAGE(elected.ok(), elected.ToString());
+  Agent* root_agent = nullptr;
+  for (Agent* agent : all) {
+    if (agent->node_id() == root) root_agent = agent;
+  }
+  REQUIRE_MESSAGE(root_agent != nullptr, "root " << root << " is none of the agents");
+  auto beacons = ScrapeMetric(*root_agent, "grapevine_broadcast_root_beacons_sent_total");
+  REQUIRE(beacons.ok());
+  CHECK(*beacons >= 1);
+
+  // The root dies: after 16 s without its beacons the survivors elect another.
+  Status killed = cluster.Kill(*root_agent);
+  REQUIRE_MESSAGE(killed.ok(), killed.ToString());
+  std::vector<Agent*> survivors;
+  for (Agent* agent : all) {
+    if (agent != root_agent) survivors.push_back(agent);
+  }
+  std::string next_root;
+  Status reelected = WaitFor("the survivors to agree on a new root", milliseconds(45000), [&](std::string& last_seen) {
+    const RootsSeen seen = ReadRoots(survivors);
+    last_seen = seen.description;
+    next_root = seen.root;
+    return !seen.root.empty() && seen.root != root && seen.eager_links == survivors.size() - 1;
+  });
+  REQUIRE_MESSAGE(reelected.ok(), reelected.ToString());
+  // And the new tree carries writes to everyone.
+  REQUIRE(Put(survivors[0]->http(), "after-root/x", "y").ok());
+  Status spread = WaitForValue(survivors, "after-root/x", "y");
+  CHECK_MESSAGE(spread.ok(), spread.ToString());
 }
 
 }  // namespace
