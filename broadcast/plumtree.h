@@ -253,8 +253,8 @@ struct PlumtreeConfig {
   // Off by default on the shared tree: with many origins it rewires the tree
   // for each of them (the paper's variant costs 1.6 GRAFT+PRUNE per node per
   // broadcast with 10 senders, see the variant comparison in
-  // docs/simulation.md); frequent origins get the rule on their own trees
-  // instead (origin_hop_optimization_threshold).
+  // docs/simulation.md); the root's beacons apply it instead
+  // (root_hop_optimization_threshold), for one origin only.
   std::uint32_t hop_optimization_threshold = 0;
 
   // Random-sender improvement: a peer is pruned only after it sent this many
@@ -264,7 +264,9 @@ struct PlumtreeConfig {
   // first copies for another, and pruning at the first duplicate lets
   // concurrent messages of different origins cut both links of a cycle, which
   // the graft timeouts then repair with more cycles. The price: a single
-  // sender's first broadcast floods, and its second builds its own tree.
+  // sender's first broadcast floods. Applies only while no root is live
+  // (before the first beacon, or after the root was presumed gone): with a
+  // root, only its beacons prune the shared tree (see the top of this file).
   std::uint32_t prune_after_duplicates = 5;
 
   // Origin-aware trees (see the top of this file). 0 trees: one shared tree.
