@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "common/mix64.h"
 #include "common/node_id.h"
 
 namespace gv::broadcast {
@@ -19,10 +20,7 @@ struct MessageId {
 struct MessageIdHash {
   std::size_t operator()(const MessageId& id) const noexcept {
     // splitmix64 finaliser over both words: ids of one origin differ only in seq.
-    std::uint64_t x = id.origin.value * 0x9e3779b97f4a7c15ULL ^ id.seq;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return static_cast<std::size_t>(x ^ (x >> 31));
+    return static_cast<std::size_t>(Mix64(id.origin.value * kGoldenGamma ^ id.seq));
   }
 };
 

@@ -1,4 +1,5 @@
 #include "broadcast/plumtree.h"
+#include "common/mix64.h"
 #include "common/overloaded.h"
 
 #include <algorithm>
@@ -20,13 +21,8 @@ std::uint32_t NextHop(std::uint32_t round) {
 
 }  // namespace
 
-std::uint64_t RootPriority(NodeId id) {
-  // splitmix64's finaliser: a bijection, so no two ids tie.
-  std::uint64_t x = id.value + 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+// A bijection, so no two ids tie.
+std::uint64_t RootPriority(NodeId id) { return Mix64(id.value + kGoldenGamma); }
 
 PlumtreeConfig PaperPlumtreeConfig() {
   PlumtreeConfig config;

@@ -357,6 +357,8 @@ class Plumtree {
   const PlumtreeStats& stats() const { return stats_; }
   const std::set<NodeId>& eager_peers() const { return eager_; }
   const std::set<NodeId>& lazy_peers() const { return lazy_; }
+  // eager ∪ lazy, ascending: the active view as the membership layer announced it.
+  const std::vector<NodeId>& neighbors() const { return neighbors_; }
   std::size_t cached_payloads() const { return cached_payloads_; }
   std::size_t seen_ids() const { return seen_.size(); }
   std::size_t missing_ids() const { return missing_.size(); }

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/mix64.h"
+
 namespace gv {
 
 __extension__ typedef unsigned __int128 PrngU128;  // GCC/Clang extension; -Wpedantic-clean
@@ -78,12 +80,7 @@ class Prng {
 
  private:
   static std::uint64_t Rotl(std::uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  static std::uint64_t SplitMix64(std::uint64_t& x) {
-    std::uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
+  static std::uint64_t SplitMix64(std::uint64_t& x) { return Mix64(x += kGoldenGamma); }
   std::uint64_t state_[4];
 };
 

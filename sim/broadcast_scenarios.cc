@@ -203,10 +203,9 @@ const char* SenderModelName(SenderModel model) {
 namespace {
 
 // A stable overlay whose nodes run `plumtree` (built once per scenario: see
-// Simulator::ForkWithPlumtree).
-// The overlay is built without root beacons (Plumtree carries nothing while
-// it forms, so it can be forked); they start with the fresh Plumtrees and
-// RunPhaseOn lets them shape the tree before it measures.
+// Simulator::ForkWithPlumtree). It is built without root beacons (Plumtree
+// carries nothing while it forms, so it can be forked); they start with the
+// fresh Plumtrees, and RunPhaseOn lets them shape the tree before it measures.
 std::unique_ptr<Simulator> BuildOverlay(const SimOptions& options, const broadcast::PlumtreeConfig& plumtree) {
   SimConfig config = MakeSimConfig(options);
   config.plumtree = plumtree;
@@ -279,6 +278,7 @@ BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const Broadca
   d["live_nodes"] = health.live_nodes;
   std::size_t memory_total = 0, memory_max = 0;
   broadcast::PlumtreeStats totals;
+  std::set<std::uint64_t> roots;  // distinct roots followed at the end
   for (NodeIndex i : sim.LiveNodes()) {
     const std::size_t bytes = sim.NodeMemoryBytes(i);
     memory_total += bytes;
@@ -293,9 +293,6 @@ BroadcastRun RunPhaseOn(Simulator& sim, const SimOptions& options, const Broadca
     totals.graft_unanswerable += s.graft_unanswerable;
     totals.beacons_sent += s.beacons_sent;
     totals.root_changes += s.root_changes;
-  }
-  std::set<std::uint64_t> roots;
-  for (NodeIndex i : sim.LiveNodes()) {
     if (auto root = sim.plumtree(i).root()) roots.insert(root->value);
   }
   d["memory_per_node_bytes"] = {

@@ -1,4 +1,5 @@
 #include "sim/simulator.h"
+#include "common/mix64.h"
 #include "common/overloaded.h"
 
 #include <algorithm>
@@ -14,12 +15,6 @@ namespace {
 
 const char* const kBroadcastNames[] = {"GOSSIP", "IHAVE", "GRAFT", "PRUNE"};
 static_assert(sizeof(kBroadcastNames) / sizeof(kBroadcastNames[0]) == kBroadcastTypes);
-
-std::uint64_t Mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 // Trace / hash event kinds.
 enum : std::uint64_t {
@@ -118,7 +113,7 @@ std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::Plumtree
     to.plumtree_epoch = from.plumtree_epoch;
     if (!from.hyparview) continue;
     to.hyparview = std::make_unique<membership::HyParView>(*from.hyparview);
-    fork->ReplacePlumtree(i, plumtree, PlumtreePeers(*from.plumtree));
+    fork->ReplacePlumtree(i, plumtree, from.plumtree->neighbors());
   }
   return fork;
 }
@@ -126,18 +121,12 @@ std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::Plumtree
 void Simulator::ResetPlumtrees(const broadcast::PlumtreeConfig& plumtree) {
   config_.plumtree = plumtree;
   for (NodeIndex i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i].plumtree) ReplacePlumtree(i, plumtree, PlumtreePeers(*nodes_[i].plumtree));
+    if (nodes_[i].plumtree) ReplacePlumtree(i, plumtree, nodes_[i].plumtree->neighbors());
   }
 }
 
-std::vector<NodeId> Simulator::PlumtreePeers(const broadcast::Plumtree& plumtree) {
-  std::vector<NodeId> peers(plumtree.eager_peers().begin(), plumtree.eager_peers().end());
-  peers.insert(peers.end(), plumtree.lazy_peers().begin(), plumtree.lazy_peers().end());
-  return peers;
-}
-
 void Simulator::ReplacePlumtree(NodeIndex index, const broadcast::PlumtreeConfig& plumtree,
-                                const std::vector<NodeId>& peers) {
+                                std::vector<NodeId> peers) {
   Node& node = nodes_[index];
   ++node.plumtree_epoch;  // the old instance's timers (copied into a fork too) are stale
   node.plumtree = std::make_unique<broadcast::Plumtree>(IdOfIndex(index), plumtree);
@@ -424,7 +413,7 @@ Duration Simulator::LinkLatency(NodeIndex from, NodeIndex to) const {
   // A link's latency is fixed for the run (so the link is FIFO) and the same
   // both ways: a hash of the seed and the unordered pair of endpoints.
   const std::uint64_t lo = std::min(from, to), hi = std::max(from, to);
-  const std::uint64_t h = Mix64(config_.seed * 0x9e3779b97f4a7c15ULL ^ Mix64((lo << 32) | hi));
+  const std::uint64_t h = Mix64(config_.seed * kGoldenGamma ^ Mix64((lo << 32) | hi));
   const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // [0, 1)
   const double span = static_cast<double>((model.max - model.min).count());
   double extra;

@@ -289,8 +289,8 @@ class Simulator {
   void FeedMembership(NodeIndex index, const membership::InEvent& event);
   void FeedBroadcast(NodeIndex index, const broadcast::InEvent& event);
   // A fresh Plumtree of `plumtree` at `index`, told `peers` are up.
-  void ReplacePlumtree(NodeIndex index, const broadcast::PlumtreeConfig& plumtree, const std::vector<NodeId>& peers);
-  static std::vector<NodeId> PlumtreePeers(const broadcast::Plumtree& plumtree);
+  // (`peers` by value: it is often the replaced instance's own neighbour list.)
+  void ReplacePlumtree(NodeIndex index, const broadcast::PlumtreeConfig& plumtree, std::vector<NodeId> peers);
   void DrainMembership(NodeIndex index);
   void DrainBroadcast(NodeIndex index);
   void Trace(const char* kind, NodeIndex a, NodeIndex b, const char* type);
