@@ -22,6 +22,7 @@
 //   --helper-nice N     their nice increment (default 0)
 #include <fcntl.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +70,13 @@ double ThreadCpuSeconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Times the scheduler took this thread off a core while it could run.
+long InvoluntarySwitches() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nivcsw;
 }
 
 double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
@@ -377,7 +385,8 @@ void BenchStore(const Config& c) {
   // Between the two, the same writes with a snapshot held but no encoder
   // running: what path copying costs on its own, apart from the encoder's
   // use of the other core (a diagnostic, not a target).
-  std::vector<double> busy_s, idle_p50, idle_p99, busy_p50, busy_p99, round_ratio, held_p99;
+  std::vector<double> busy_s, idle_p50, idle_p99, busy_p50, busy_p99, round_ratio, held_p99, busy_p90, busy_p999,
+      preempted_share;
   std::size_t writes_during = 0, idle_writes = 20'000;
   for (int r = 0; r < c.rounds; ++r) {
     std::vector<double> idle_lat, held_lat, busy_lat;
@@ -397,7 +406,10 @@ void BenchStore(const Config& c) {
       took = Since(start);
       done = true;
     });
+    const long switches_before = InvoluntarySwitches();
     while (!done) busy_lat.push_back(writer.WriteOne());
+    preempted_share.push_back(static_cast<double>(InvoluntarySwitches() - switches_before) /
+                              static_cast<double>(std::max<std::size_t>(busy_lat.size(), 1)));
     worker.join();
     busy_s.push_back(took);
     writes_during += busy_lat.size();
@@ -406,6 +418,8 @@ void BenchStore(const Config& c) {
     idle_p99.push_back(Percentile(idle_lat, 0.99));
     busy_p50.push_back(Percentile(busy_lat, 0.5));
     busy_p99.push_back(Percentile(busy_lat, 0.99));
+    busy_p90.push_back(Percentile(busy_lat, 0.90));
+    busy_p999.push_back(Percentile(busy_lat, 0.999));
     round_ratio.push_back(busy_p99.back() / idle_p99.back());
     (void)gv::snapshot::PruneSnapshots(fs, data_dir, 1);
   }
@@ -423,6 +437,9 @@ void BenchStore(const Config& c) {
   std::printf("  diagnostic: p99 %.0f ns with a snapshot held but no encoder running (path copying alone); "
               "ratio to idle %.2f\n",
               Median(held_p99), Median(held_p99) / Median(idle_p99));
+  std::printf("  diagnostic: with a snapshot in progress p90 %.0f ns, p99.9 %.0f ns; the store thread was preempted "
+              "(involuntary context switches) in %.3f%% of its writes\n",
+              Median(busy_p90), Median(busy_p999), Median(preempted_share) * 100);
 
   // Restore: read + verify every chunk + install, into a fresh store.
   auto final_info = gv::snapshot::WriteSnapshotFile(fs, data_dir, store.Capture(), 1, 0, c.encode_threads, c.helper_nice);
