@@ -608,6 +608,25 @@ void Agent::RejoinIfIsolated(std::uint64_t now_ms) {
   Post(membership::InEvent{membership::JoinRequest{std::move(contacts)}});
 }
 
+void Agent::OfferKnownMembers() {
+  if (!joined_ || shutting_down_ || hyparview_->active_view().empty() || !hyparview_->wants_candidates()) return;
+  std::vector<NodeId> members;
+  for (const auto& [id, member] : locator_->members().members()) {
+    if (id != self_ && member.status == membership::MemberStatus::kAlive && !hyparview_->is_active(id) &&
+        transport_->AddressOf(id)) {
+      members.push_back(id);
+    }
+  }
+  if (members.empty()) return;
+  const std::uint64_t taken_before = hyparview_->stats().known_peers_taken;
+  Post(membership::InEvent{membership::KnownPeers{std::move(members)}});
+  const std::uint64_t taken = hyparview_->stats().known_peers_taken - taken_before;
+  if (taken > 0) {
+    spdlog::info("{} active peer(s) and no passive peer to ask: asking {} alive member(s) from the member list",
+                 hyparview_->active_size(), taken);
+  }
+}
+
 void Agent::MaybeSaveKnownPeers(std::uint64_t now_ms) {
   if (!joined_ || hyparview_->active_view().empty()) return;
   if (known_peers_checked_ms_ != 0 && now_ms - known_peers_checked_ms_ < options_.known_peers_save_interval_ms) return;
@@ -939,6 +958,7 @@ void Agent::Housekeeping() {
   snapshot_->Housekeeping(now);
   if (!joined_ && now - last_seed_attempt_ms_ >= options_.seed_retry_interval_ms) MaybeJoin();
   RejoinIfIsolated(now);
+  OfferKnownMembers();
   MaybeSaveKnownPeers(now);
 
   // A gap Plumtree did not fill within gap_timeout_ms is asked of a peer.
@@ -1173,6 +1193,17 @@ std::string Agent::MetricsText() const {
   w.Counter("grapevine_membership_shuffles_sent_total", "SHUFFLE walks started", static_cast<double>(hv.shuffles_sent));
   w.Counter("grapevine_membership_rejoins_total", "JOINs sent because the node was isolated",
             static_cast<double>(hv.rejoins));
+  w.Counter("grapevine_membership_reconnects_sent_total",
+            "High-priority NEIGHBORs to peers lost to a failure (partition healing)",
+            static_cast<double>(hv.reconnects_sent));
+  w.Counter("grapevine_membership_reconnects_accepted_total", "Reconnects that opened a link again",
+            static_cast<double>(hv.reconnects_accepted));
+  w.Counter("grapevine_membership_reconnects_refused_total",
+            "Reconnects refused because the peer restarted since (it is forgotten)",
+            static_cast<double>(hv.reconnects_refused));
+  w.Counter("grapevine_membership_known_peers_taken_total",
+            "Alive members taken from the member list into the passive view (short of active peers, none passive)",
+            static_cast<double>(hv.known_peers_taken));
   w.Counter("grapevine_known_peers_saves_total", "Times DATA/peers was rewritten with the peers this agent knows",
             static_cast<double>(known_peers_saves_));
   w.Counter("grapevine_known_peers_save_failures_total", "Failed rewrites of DATA/peers",

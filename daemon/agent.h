@@ -181,6 +181,11 @@ class Agent {
   // through the seeds it was given, which may all be gone. Offer it every
   // identified seed and the alive members whose address we know.
   void RejoinIfIsolated(std::uint64_t now_ms);
+  // Short of active peers with no passive peer left to ask (a small
+  // cluster's passive views are empty): offer HyParView the alive members
+  // whose address we know (KnownPeers), or the survivors of a failure can stay
+  // split in components that know nothing of each other.
+  void OfferKnownMembers();
   // Rewrites DATA/peers when the addresses of this agent's active view,
   // passive view and alive members (in that order, at most kMaxKnownPeers)
   // changed; see AgentOptions::known_peers_save_interval_ms.

@@ -40,6 +40,7 @@ void HyParView::handle(const InEvent& event, TimePoint now, Outbox& out) {
                  [&](const PeerDown& e) { OnPeerDown(e.peer, now, out); },
                  [&](const TimerFired& e) { OnTimer(e.timer, now, out); },
                  [&](const SetShuffleEnabled& e) { shuffle_enabled_ = e.enabled; },
+                 [&](const KnownPeers& e) { OnKnownPeers(e, now, out); },
              },
              event);
 }
@@ -76,6 +77,7 @@ void HyParView::OnJoinRequest(const JoinRequest& request, TimePoint now, Outbox&
   }
   if (!started_) {
     started_ = true;
+    started_at_ = now;
     // Random phases so that 10,000 nodes started together do not tick in lockstep.
     const auto phase = [&](Duration period) {
       return Duration(static_cast<std::int64_t>(rng_.Uniform(static_cast<std::uint64_t>(period.count()) + 1)));
@@ -163,7 +165,11 @@ void HyParView::OnForwardJoin(NodeId from, const ForwardJoin& forward, TimePoint
 
 void HyParView::OnNeighbor(NodeId from, const Neighbor& request, TimePoint now, Outbox& out) {
   const bool already = FindActive(from) != nullptr;
-  const bool accept = already || request.priority == Priority::kHigh || active_.size() < config_.active_view_size;
+  // A reconnect from a node that lost us before we (re)started: we are not
+  // the node it lost, and we joined the overlay again through our seeds.
+  const bool restarted_since = request.lost_for > Duration::zero() && (!started_ || now - started_at_ < request.lost_for);
+  const bool accept =
+      already || (!restarted_since && (request.priority == Priority::kHigh || active_.size() < config_.active_view_size));
   if (accept) {
     // The accepting reply opens the connection at the requester, so it must
     // travel before anything that closes it: AddConnection may at once close
@@ -197,7 +203,19 @@ void HyParView::OnNeighbor(NodeId from, const Neighbor& request, TimePoint now, 
 void HyParView::OnNeighborReply(NodeId from, const NeighborReply& reply, TimePoint now, Outbox& out) {
   auto it = pending_.find(from);
   const bool ours = it != pending_.end() && it->second == reply.connection;
-  if (ours) pending_.erase(it);
+  if (ours) {
+    pending_.erase(it);
+    if (reconnecting_.erase(from) != 0) {
+      if (reply.accepted) {
+        ++stats_.reconnects_accepted;
+      } else {
+        // It restarted since we lost it and joined again on its own: no
+        // partition to heal through it.
+        ++stats_.reconnects_refused;
+        std::erase_if(failed_peers_, [&](const auto& failed) { return failed.first == from; });
+      }
+    }
+  }
   if (!reply.accepted) {
     if (ours) {
       ++stats_.neighbor_rejected;
@@ -264,8 +282,10 @@ void HyParView::OnPeerDown(NodeId peer, TimePoint now, Outbox& out) {
   if (FindActive(peer) != nullptr) {
     ++stats_.peer_down;
     DropActivePeer(peer, /*notify=*/false, /*to_passive=*/false, now, out, /*failed=*/true);
+    NoteFailedPeer(peer, now, out);
   }
   pending_.erase(peer);
+  reconnecting_.erase(peer);
   RemovePassive(peer);  // presumed failed: never a promotion candidate again
   // An isolated node re-joins on its next tick, not here: a dead seed would
   // otherwise be retried once per failure-detection delay.
@@ -280,6 +300,10 @@ void HyParView::OnTimer(const Timer& timer, TimePoint now, Outbox& out) {
       if (timer.generation != shuffle_generation_) return;
       out.events.push_back(ScheduleTimer{now + config_.shuffle_interval, Timer{TimerKind::kShuffle, shuffle_generation_}});
       if (shuffle_enabled_) StartShuffle(now, out);
+      return;
+    case TimerKind::kReconnect:
+      reconnect_armed_ = false;
+      OnReconnectTimer(now, out);
       return;
     case TimerKind::kTick:
       if (timer.generation != tick_generation_) return;
@@ -298,6 +322,7 @@ void HyParView::OnTick(TimePoint now, Outbox& out) {
   for (NodeId peer : silent) {
     ++stats_.keepalive_timeouts;
     DropActivePeer(peer, /*notify=*/true, /*to_passive=*/false, now, out, /*failed=*/true);
+    NoteFailedPeer(peer, now, out);
   }
   for (auto& peer : active_) {
     if (now - peer.last_sent >= config_.keepalive_interval) {
@@ -312,6 +337,38 @@ void HyParView::OnTick(TimePoint now, Outbox& out) {
   }
   FillActiveView(now, out);
   RejoinIfIsolated(now, out);
+}
+
+void HyParView::NoteFailedPeer(NodeId peer, TimePoint now, Outbox& out) {
+  if (config_.reconnect_interval <= Duration::zero() || config_.max_failed_peers == 0) return;
+  std::erase_if(failed_peers_, [&](const auto& failed) { return failed.first == peer; });
+  if (failed_peers_.size() >= config_.max_failed_peers) failed_peers_.erase(failed_peers_.begin());
+  failed_peers_.emplace_back(peer, now);
+  if (!reconnect_armed_) {
+    reconnect_armed_ = true;
+    out.events.push_back(ScheduleTimer{now + config_.reconnect_interval, Timer{TimerKind::kReconnect, 0}});
+  }
+}
+
+void HyParView::OnReconnectTimer(TimePoint now, Outbox& out) {
+  while (!failed_peers_.empty() && failed_peers_.front().second + config_.reconnect_timeout <= now) {
+    failed_peers_.erase(failed_peers_.begin());
+  }
+  if (failed_peers_.empty()) return;  // the timer stops until the next failure
+  reconnect_armed_ = true;
+  out.events.push_back(ScheduleTimer{now + config_.reconnect_interval, Timer{TimerKind::kReconnect, 0}});
+  const auto [peer, failed_at] = failed_peers_[rng_.Index(failed_peers_.size())];
+  // Asked already (a refill, or the last reconnect still unanswered), or no
+  // room to ask anyone: try again at the next interval. High priority: the
+  // peer's view is full when it sits in a healthy overlay of its own, and a
+  // low-priority request would be refused; the link is worth an eviction on
+  // each side, since it may be the only one between two components.
+  if (pending_.count(peer) != 0 || pending_.size() >= config_.active_view_size) return;
+  const ConnectionId connection = NewConnectionId();
+  pending_[peer] = connection;
+  reconnecting_.insert(peer);
+  ++stats_.reconnects_sent;
+  Send(peer, Neighbor{Priority::kHigh, connection, now - failed_at}, now, out);
 }
 
 void HyParView::StartShuffle(TimePoint now, Outbox& out) {
@@ -355,6 +412,7 @@ void HyParView::AddConnection(NodeId peer, ConnectionId connection, TimePoint no
   // accepting reply opens a second connection, which the branch above reduces.
   if (active_.size() >= config_.active_view_size) EvictRandomActive(peer, now, out);
   RemovePassive(peer);
+  std::erase_if(failed_peers_, [&](const auto& failed) { return failed.first == peer; });  // it is back
   ActivePeer added{peer, {connection}, now, now};
   auto it = std::lower_bound(active_.begin(), active_.end(), peer,
                              [](const ActivePeer& a, NodeId id) { return a.id < id; });
@@ -433,9 +491,31 @@ void HyParView::RemovePassive(NodeId peer) {
   if (it != passive_.end()) passive_.erase(it);
 }
 
+bool HyParView::wants_candidates() const {
+  if (active_.size() + pending_.size() >= config_.active_view_size) return false;
+  return std::none_of(passive_.begin(), passive_.end(), [&](NodeId id) { return Askable(id); });
+}
+
+void HyParView::OnKnownPeers(const KnownPeers& known, TimePoint now, Outbox& out) {
+  if (!wants_candidates()) return;
+  std::vector<NodeId> fresh;
+  for (NodeId id : known.nodes) {
+    if (id == self_ || !id.valid() || FindActive(id) != nullptr || pending_.count(id) != 0 ||
+        Contains(passive_, id) || Contains(fresh, id)) {
+      continue;
+    }
+    fresh.push_back(id);
+  }
+  rng_.Shuffle(fresh);
+  if (fresh.size() > config_.shuffle_passive_count) fresh.resize(config_.shuffle_passive_count);
+  for (NodeId id : fresh) AddPassive(id);
+  stats_.known_peers_taken += fresh.size();
+  FillActiveView(now, out);
+}
+
 void HyParView::FillActiveView(TimePoint now, Outbox& out) {
   while (active_.size() + pending_.size() < config_.active_view_size) {
-    auto askable = [&](NodeId id) { return pending_.count(id) == 0 && tried_.count(id) == 0; };
+    auto askable = [&](NodeId id) { return Askable(id); };
     NodeId target;
     // The last refusal's candidates first, in their order (other seekers lead).
     while (!preferred_.empty() && !target.valid()) {
@@ -491,6 +571,8 @@ std::size_t HyParView::memory_bytes() const {
   bytes += recent_seekers_.capacity() * sizeof(recent_seekers_[0]);
   bytes += preferred_.capacity() * sizeof(NodeId);
   bytes += last_shuffle_sent_.capacity() * sizeof(NodeId);
+  bytes += failed_peers_.capacity() * sizeof(failed_peers_[0]);
+  bytes += reconnecting_.size() * (4 * sizeof(void*) + sizeof(NodeId));
   return bytes;
 }
 
@@ -515,6 +597,14 @@ bool HyParView::CheckInvariants(std::string* why) const {
     }
   }
   if (pending_.size() > config_.active_view_size) return fail("more pending NEIGHBOR requests than slots");
+  if (failed_peers_.size() > config_.max_failed_peers) return fail("more failed peers remembered than allowed");
+  for (const auto& [peer, when] : failed_peers_) {
+    if (FindActive(peer) != nullptr) return fail("failed peer " + peer.ToString() + " is active");
+  }
+  if (!failed_peers_.empty() && !reconnect_armed_) return fail("failed peers remembered but no reconnect timer");
+  for (NodeId peer : reconnecting_) {
+    if (pending_.count(peer) == 0) return fail("reconnect to " + peer.ToString() + " not pending");
+  }
   return true;
 }
 

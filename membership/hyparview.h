@@ -32,7 +32,16 @@
 //     (sending is what detects a dead TCP peer) and a receive timeout for
 //     half-open links;
 //   - a node with neither active nor passive peers re-joins through its seeds
-//     (the contacts of its JoinRequest) every keepalive tick until it has a peer.
+//     (the contacts of its JoinRequest) every keepalive tick until it has a peer;
+//   - a node short of active peers with no passive peer left to ask takes
+//     candidates from its host's member list (KnownPeers). In a small cluster
+//     every node is active with every other, so passive views are empty: when
+//     a node dies before shuffles have mixed them, the survivors can be left
+//     in two components that nothing would ever join again (seen with 5
+//     agents: kill -9 of one left two pairs, each knowing only its partner);
+//   - a node reconnects to the active peers it lost to a failure, one every
+//     `reconnect_interval` (as Serf does), so that two overlays left by a
+//     network partition join again once it heals.
 //
 // Timers are values: the core asks for one with ScheduleTimer and never cancels
 // it; a timer whose generation is stale when it fires is a no-op.
@@ -76,9 +85,16 @@ struct ForwardJoinReply {
 };
 // Asks the receiver to take the sender into its active view. kHigh is sent by
 // a node with an empty active view and is always accepted.
+//
+// lost_for > 0 marks a reconnect (see HyParViewConfig::reconnect_interval):
+// the sender lost its link to the receiver through a failure that long ago.
+// A receiver that has not been running that long restarted since: it joined
+// the overlay again on its own, so it refuses (the sender then forgets it);
+// one that lived through the failure treats it as high priority.
 struct Neighbor {
   Priority priority = Priority::kLow;
   ConnectionId connection = 0;
+  Duration lost_for = Duration::zero();
   bool operator==(const Neighbor&) const = default;
 };
 // Answer to Neighbor. accepted: the receiver opened `connection`. A refusal
@@ -127,6 +143,7 @@ const char* MessageTypeName(std::size_t variant_index);
 enum class TimerKind : std::uint8_t {
   kShuffle,  // start a shuffle, every shuffle_interval
   kTick,     // every keepalive_interval: keepalives, receive timeouts, refill, re-join
+  kReconnect,  // every reconnect_interval while a failed peer is remembered
 };
 struct Timer {
   TimerKind kind = TimerKind::kTick;
@@ -158,7 +175,16 @@ struct TimerFired {
 struct SetShuffleEnabled {
   bool enabled = true;
 };
-using InEvent = std::variant<JoinRequest, MessageReceived, PeerDown, TimerFired, SetShuffleEnabled>;
+// Nodes the host believes alive, learned outside this protocol (the agent's
+// member list). Used only while wants_candidates(): up to
+// shuffle_passive_count of them (a random sample of those not active, pending
+// or passive already) join the passive view and are asked at once. Ignored
+// otherwise, so at scale, where the passive view has askable peers, the
+// views stay the protocol's own random sample.
+struct KnownPeers {
+  std::vector<NodeId> nodes;
+};
+using InEvent = std::variant<JoinRequest, MessageReceived, PeerDown, TimerFired, SetShuffleEnabled, KnownPeers>;
 
 struct SendMessage {
   NodeId to;
@@ -210,6 +236,20 @@ struct HyParViewConfig {
   Duration neighbor_retry_interval = Seconds(2);
   // Seeds remembered from JoinRequest for re-joining.
   std::size_t max_seeds = 16;
+  // Partition healing (not in the paper). An active peer lost to a failure
+  // (PeerDown, keepalive timeout) is remembered for reconnect_timeout, at most
+  // max_failed_peers of them (the oldest go first); every reconnect_interval
+  // one of them, at random, is asked with a high-priority NEIGHBOR. A dead one
+  // costs a failed dial; a live one in another component joins the two
+  // overlays with this link. After a partition heals nothing else would:
+  // each side's active views are full and its passive views name only its
+  // own side, so the overlay stayed split for good (simulated: 120 nodes cut
+  // in two for 15 s, still 2 components 120 s after the cut healed). Serf's
+  // reconnect_interval (30 s) and reconnect_timeout (24 h) do the same job.
+  // A zero interval disables it.
+  Duration reconnect_interval = Seconds(30);
+  Duration reconnect_timeout = Seconds(24 * 3600);
+  std::size_t max_failed_peers = 16;
 };
 
 struct HyParViewStats {
@@ -228,6 +268,10 @@ struct HyParViewStats {
   std::uint64_t peer_down = 0;          // PeerDown events for an active peer
   std::uint64_t keepalive_timeouts = 0;
   std::uint64_t rejoins = 0;            // JOINs sent because the node was isolated
+  std::uint64_t known_peers_taken = 0;  // KnownPeers nodes put into the passive view
+  std::uint64_t reconnects_sent = 0;    // high-priority NEIGHBORs to a peer lost to a failure
+  std::uint64_t reconnects_accepted = 0;
+  std::uint64_t reconnects_refused = 0;  // the peer restarted since: forgotten
 };
 
 // ---- the state machine ----
@@ -250,6 +294,10 @@ class HyParView {
   std::size_t pending_neighbor_requests() const { return pending_.size(); }
   // Peers asked with NEIGHBOR and not answered yet, with the connection offered.
   const std::map<NodeId, ConnectionId>& pending_requests() const { return pending_; }
+  // The active view has a free slot (not counting pending requests) and no
+  // passive peer can be asked (each is pending or refused us in this retry
+  // round): the host may offer KnownPeers.
+  bool wants_candidates() const;
   // Open connections to `peer` (empty if it is not active), ascending.
   std::vector<ConnectionId> connections_to(NodeId peer) const;
 
@@ -278,6 +326,12 @@ class HyParView {
   void OnShuffle(NodeId from, const Shuffle& shuffle, TimePoint now, Outbox& out);
   void OnShuffleReply(const ShuffleReply& reply);
   void OnPeerDown(NodeId peer, TimePoint now, Outbox& out);
+  void OnKnownPeers(const KnownPeers& known, TimePoint now, Outbox& out);
+  // Remembers an active peer lost to a failure and arms the reconnect timer.
+  void NoteFailedPeer(NodeId peer, TimePoint now, Outbox& out);
+  void OnReconnectTimer(TimePoint now, Outbox& out);
+  // Not pending and not refused in this retry round.
+  bool Askable(NodeId peer) const { return pending_.count(peer) == 0 && tried_.count(peer) == 0; }
   void OnTimer(const Timer& timer, TimePoint now, Outbox& out);
   void OnTick(TimePoint now, Outbox& out);
   void StartShuffle(TimePoint now, Outbox& out);
@@ -326,9 +380,17 @@ class HyParView {
   std::vector<NodeId> seeds_;
   std::vector<NodeId> last_shuffle_sent_;  // what our last SHUFFLE carried
   bool started_ = false;
+  TimePoint started_at_{};  // the first JoinRequest: how long this instance has run
   bool shuffle_enabled_ = true;
   std::uint64_t shuffle_generation_ = 0;
   std::uint64_t tick_generation_ = 0;
+  // Active peers lost to a failure, oldest first, with when; at most
+  // max_failed_peers, none active. The reconnect timer runs while non-empty
+  // (reconnect_armed_: exactly one is scheduled then).
+  std::vector<std::pair<NodeId, TimePoint>> failed_peers_;
+  bool reconnect_armed_ = false;
+  // Reconnect requests in flight (a subset of pending_'s keys), for the stats.
+  std::set<NodeId> reconnecting_;
 };
 
 }  // namespace gv::membership

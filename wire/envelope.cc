@@ -75,7 +75,8 @@ std::pair<fb::PeerBody, BodyOffset> EncodeMembership(Builder& b, const ms::Messa
           [&](const ms::Neighbor& m) -> std::pair<fb::PeerBody, BodyOffset> {
             const auto priority =
                 m.priority == ms::Priority::kHigh ? fb::NeighborPriority_High : fb::NeighborPriority_Low;
-            return {fb::PeerBody_Neighbor, fb::CreateNeighbor(b, priority, m.connection).Union()};
+            const auto lost_for_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ToMillis(m.lost_for)));
+            return {fb::PeerBody_Neighbor, fb::CreateNeighbor(b, priority, m.connection, lost_for_ms).Union()};
           },
           [&](const ms::NeighborReply& m) -> std::pair<fb::PeerBody, BodyOffset> {
             auto candidates = OptionalNodes(b, m.candidates);
@@ -210,6 +211,9 @@ namespace {
 // Envelope -> body table -> SyncReply's Bytes (or an address book entry):
 // three nested tables; anything deeper is malformed.
 constexpr flatbuffers::uoffset_t kMaxDepth = 4;
+// A reconnect's age is bounded by reconnect_timeout; a year is far beyond
+// any sane one and keeps the conversion to microseconds from overflowing.
+constexpr std::uint64_t kMaxLostForMs = 365ull * 24 * 3600 * 1000;
 
 Status Malformed(const std::string& what) { return Status::Corruption("envelope decode: " + what); }
 Status Invalid(const std::string& what) { return Status::InvalidArgument("envelope decode: " + what); }
@@ -366,7 +370,11 @@ class Decoder {
         }
         auto connection = Connection(in->connection(), "Neighbor.connection");
         if (!connection.ok()) return connection.status();
-        return PeerMessage(ms::Message(ms::Neighbor{priority, *connection}));
+        if (in->lost_for_ms() > kMaxLostForMs) {
+          return Invalid("Neighbor.lost_for_ms " + std::to_string(in->lost_for_ms()) + " is over " +
+                         std::to_string(kMaxLostForMs) + " (a year)");
+        }
+        return PeerMessage(ms::Message(ms::Neighbor{priority, *connection, Millis(static_cast<std::int64_t>(in->lost_for_ms()))}));
       }
       case fb::PeerBody_NeighborReply: {
         const auto* in = static_cast<const fb::NeighborReply*>(body);

@@ -41,7 +41,9 @@ struct Harness {
             [&](const ForwardJoinReply& r) { return "FORWARDJOINREPLY(" + Conn(r.connection) + ")"; },
             [&](const Neighbor& n) {
               return std::string("NEIGHBOR(") + (n.priority == Priority::kHigh ? "high" : "low") + "," +
-                     Conn(n.connection) + ")";
+                     Conn(n.connection) +
+                     (n.lost_for > Duration::zero() ? ",lost " + std::to_string(ToMillis(n.lost_for)) + " ms" : "") +
+                     ")";
             },
             [&](const NeighborReply& r) {
               std::string text = "NEIGHBORREPLY(" + Conn(r.connection) + "," + (r.accepted ? "accept" : "reject");
@@ -79,7 +81,11 @@ struct Harness {
                      [&](const NeighborUp& u) { os << "up " << u.peer.value << "\n"; },
                      [&](const NeighborDown& d) { os << "down " << d.peer.value << (d.failed ? " failed" : "") << "\n"; },
                      [&](const ScheduleTimer& t) {
-                       os << "timer " << (t.timer.kind == TimerKind::kShuffle ? "shuffle" : "tick") << " g"
+                       os << "timer "
+                          << (t.timer.kind == TimerKind::kShuffle     ? "shuffle"
+                              : t.timer.kind == TimerKind::kReconnect ? "reconnect"
+                                                                      : "tick")
+                          << " g"
                           << t.timer.generation << " at " << ToMicros(t.at) << "\n";
                      },
                  },
@@ -96,6 +102,14 @@ struct Harness {
     return Render(box);
   }
   std::string Receive(std::uint64_t from, Message m) { return Feed(MessageReceived{NodeId(from), std::move(m)}); }
+  // The connection id the node drew that the output showed as `shown` ("c1").
+  ConnectionId Drawn(const std::string& shown) const {
+    for (const auto& [id, name] : names) {
+      if (name == shown) return id;
+    }
+    FAIL_CHECK("no connection shown as " << shown);
+    return 0;
+  }
 
   // Makes `peer` active through a low-priority NEIGHBOR (draws no randomness
   // while the view has room).
@@ -258,10 +272,7 @@ TEST_CASE("hyparview: the candidates of a refusal are asked first, in their orde
   Prng replica(kSeed);
   const std::uint64_t asked = replica.Index(2) == 0 ? 5 : 6;
   CHECK(h.Feed(PeerDown{NodeId(99)}) == "send " + std::to_string(asked) + " NEIGHBOR(low,c1)\n");
-  ConnectionId c1 = 0;
-  for (const auto& [id, name] : h.names) {
-    if (name == "c1") c1 = id;
-  }
+  const ConnectionId c1 = h.Drawn("c1");
   // Refused, naming 11 then 12: 11 is asked next, not a random passive peer.
   CHECK(h.Receive(asked, NeighborReply{c1, false, {NodeId(11), NodeId(12)}}) == "send 11 NEIGHBOR(low,c2)\n");
 }
@@ -288,18 +299,13 @@ TEST_CASE("hyparview: failure of an active peer promotes a passive one; an accep
   h.Link(2, 20);
   h.Link(3, 30);
   CHECK(h.Receive(5, ShuffleReply{{NodeId(5)}}).empty());
-  CHECK(h.Feed(PeerDown{NodeId(2)}) == "down 2 failed\nclose 2\nsend 5 NEIGHBOR(low,c1)\n");
+  CHECK(h.Feed(PeerDown{NodeId(2)}) == "down 2 failed\nclose 2\ntimer reconnect g0 at 31000000\nsend 5 NEIGHBOR(low,c1)\n");
   CHECK(h.node.passive_view().size() == 1);  // the failed peer is not kept as a candidate
   // The reply names our connection id: the link opens.
   Outbox box;
   h.node.handle(PeerDown{NodeId(99)}, h.now, box);  // unknown peer: nothing
   CHECK(box.events.empty());
-  const ConnectionId c1 = [&] {
-    for (const auto& [id, name] : h.names) {
-      if (name == "c1") return id;
-    }
-    return ConnectionId{0};
-  }();
+  const ConnectionId c1 = h.Drawn("c1");
   CHECK(h.Receive(5, NeighborReply{c1, true, {}}) == "up 5\n");
   CHECK(Ids(h.node.active_view()) == std::vector<std::uint64_t>{3, 5});
   CHECK(h.node.pending_neighbor_requests() == 0);
@@ -316,22 +322,17 @@ TEST_CASE("hyparview: a refused NEIGHBOR makes the node try the next passive pee
   Prng replica(kSeed);
   const std::uint64_t first = replica.Index(2) == 0 ? 5 : 6;
   const std::uint64_t second = first == 5 ? 6 : 5;
-  CHECK(out == "down 2 failed\nclose 2\nsend " + std::to_string(first) + " NEIGHBOR(high,c1)\nsend " +
+  CHECK(out == "down 2 failed\nclose 2\ntimer reconnect g0 at 31000000\nsend " + std::to_string(first) +
+                   " NEIGHBOR(high,c1)\nsend " +
                    std::to_string(second) + " NEIGHBOR(high,c2)\n");
   // `first` refuses and names node 8: `first` is not asked again in this
   // round, 8 is asked at once (still high: the view is still empty).
-  ConnectionId c1 = 0;
-  for (const auto& [id, name] : h.names) {
-    if (name == "c1") c1 = id;
-  }
+  const ConnectionId c1 = h.Drawn("c1");
   CHECK(h.Receive(first, NeighborReply{c1, false, {NodeId(8)}}) == "send 8 NEIGHBOR(high,c3)\n");
   CHECK(h.node.pending_neighbor_requests() == 2);
   CHECK(h.node.stats().neighbor_rejected == 1);
   // A refusal without news leaves nothing to ask.
-  ConnectionId c3 = 0;
-  for (const auto& [id, name] : h.names) {
-    if (name == "c3") c3 = id;
-  }
+  const ConnectionId c3 = h.Drawn("c3");
   CHECK(h.Receive(8, NeighborReply{c3, false, {}}).empty());
   CHECK(h.node.pending_neighbor_requests() == 1);
 }
@@ -341,7 +342,8 @@ TEST_CASE("hyparview: an isolated node re-joins through its seeds") {
   (void)h.Feed(JoinRequest{{NodeId(5), NodeId(6)}});  // links to one of them at once
   const std::uint64_t contact = h.node.active_view().at(0).value;
   CHECK(h.Feed(PeerDown{NodeId(contact)}) ==
-        "down " + std::to_string(contact) + " failed\nclose " + std::to_string(contact) + "\n");
+        "down " + std::to_string(contact) + " failed\nclose " + std::to_string(contact) +
+            "\ntimer reconnect g0 at 31000000\n");
   CHECK(h.node.active_size() == 0);
   // The next tick finds it without any peer and JOINs through a seed again.
   const std::string tick = h.Feed(TimerFired{Timer{TimerKind::kTick, 1}});
@@ -349,6 +351,134 @@ TEST_CASE("hyparview: an isolated node re-joins through its seeds") {
   CHECK(tick.find(" JOIN(c2)\n") != std::string::npos);
   CHECK(h.node.stats().rejoins == 1);
   CHECK(h.node.active_size() == 1);
+}
+
+TEST_CASE("hyparview: short of peers with no passive peer to ask, it takes members the host knows") {
+  Harness h;
+  h.Link(2, 20);
+  // One active peer, an empty passive view: the state the survivors of a
+  // small cluster were left in (each knew only its partner).
+  CHECK(h.node.wants_candidates());
+  // Self, the active peer and a repeat are skipped; kp = 4 of the 5 others
+  // are drawn, join the passive view and are asked at once (4 free slots).
+  const std::string out = h.Feed(KnownPeers{{NodeId(1), NodeId(2), NodeId(5), NodeId(6), NodeId(5), NodeId(7),
+                                             NodeId(8), NodeId(9)}});
+  Prng replica(kSeed);
+  std::vector<std::uint64_t> sample = {5, 6, 7, 8, 9};
+  replica.Shuffle(sample);
+  sample.resize(4);
+  std::string expected;
+  std::vector<std::uint64_t> candidates = sample;  // passive order = insertion order
+  for (int k = 1; k <= 4; ++k) {
+    const std::size_t pick = replica.Index(candidates.size());
+    expected += "send " + std::to_string(candidates[pick]) + " NEIGHBOR(low,c" + std::to_string(k) + ")\n";
+    candidates.erase(candidates.begin() + static_cast<std::ptrdiff_t>(pick));
+    (void)replica.NextU64();  // the connection id
+  }
+  CHECK(out == expected);
+  CHECK(Ids(h.node.passive_view()) == sample);
+  CHECK(h.node.stats().known_peers_taken == 4);
+  CHECK(h.node.pending_neighbor_requests() == 4);
+  // Every slot is asked for now: no more candidates wanted, an offer is ignored.
+  CHECK_FALSE(h.node.wants_candidates());
+  CHECK(h.Feed(KnownPeers{{NodeId(9), NodeId(10)}}).empty());
+  CHECK(h.node.stats().known_peers_taken == 4);
+}
+
+TEST_CASE("hyparview: an askable passive peer means the host's members are not taken") {
+  Harness h;
+  h.Link(2, 20);
+  h.Link(3, 30);
+  CHECK(h.Receive(5, ShuffleReply{{NodeId(5)}}).empty());
+  // A free slot and an askable passive peer (no tick has asked it yet).
+  CHECK_FALSE(h.node.wants_candidates());
+  CHECK(h.Feed(KnownPeers{{NodeId(7), NodeId(8)}}).empty());
+  CHECK(Ids(h.node.passive_view()) == std::vector<std::uint64_t>{5});
+  CHECK(h.node.stats().known_peers_taken == 0);
+  // A full active view wants nothing either.
+  Harness full;
+  for (std::uint64_t peer = 2; peer <= 6; ++peer) full.Link(peer, peer * 10);
+  CHECK_FALSE(full.node.wants_candidates());
+  CHECK(full.Feed(KnownPeers{{NodeId(7)}}).empty());
+}
+
+TEST_CASE("hyparview: a peer lost to a failure is asked back with high priority every reconnect_interval") {
+  Harness h;
+  h.Link(2, 20);
+  h.Link(3, 30);
+  // Node 2's connection fails: it is remembered, and the reconnect timer armed
+  // (the passive view is empty: nothing else to ask).
+  CHECK(h.Feed(PeerDown{NodeId(2)}) == "down 2 failed\nclose 2\ntimer reconnect g0 at 31000000\n");
+  // 30 s later (the cut healed): one failed peer, so it is the one drawn.
+  h.now = TimeFromMicros(31'000'000);
+  CHECK(h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}}) ==
+        "timer reconnect g0 at 61000000\nsend 2 NEIGHBOR(high,c1,lost 30000 ms)\n");
+  CHECK(h.node.stats().reconnects_sent == 1);
+  const ConnectionId c1 = h.Drawn("c1");
+  CHECK(h.Receive(2, NeighborReply{c1, true, {}}) == "up 2\n");
+  CHECK(h.node.stats().reconnects_accepted == 1);
+  CHECK(Ids(h.node.active_view()) == std::vector<std::uint64_t>{2, 3});
+  // Back in the view: forgotten, and the timer stops at its next firing.
+  h.now = TimeFromMicros(61'000'000);
+  CHECK(h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}}).empty());
+}
+
+TEST_CASE("hyparview: a dead peer is asked until reconnect_timeout, then forgotten") {
+  HyParViewConfig config;
+  config.reconnect_interval = Seconds(10);
+  config.reconnect_timeout = Seconds(25);
+  Harness h(config);
+  h.Link(2, 20);
+  h.Link(3, 30);
+  // A silent peer (keepalive timeout) counts as failed too.
+  h.now = TimeFromMicros(1'000'000) + config.keepalive_timeout;
+  const std::string tick = h.Feed(TimerFired{Timer{TimerKind::kTick, 0}});
+  CHECK(tick.find("down 2 failed\n") != std::string::npos);
+  CHECK(tick.find("timer reconnect g0 at " + std::to_string(ToMicros(h.now + Seconds(10)))) != std::string::npos);
+  const TimePoint failed_at = h.now;
+  // Each attempt fails (the dial fails: PeerDown for a non-active peer).
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    h.now = failed_at + Seconds(10) * attempt;
+    const std::string fired = h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}});
+    const bool asked_a_failed_peer =
+        fired.find("send 2 NEIGHBOR(high,") != std::string::npos || fired.find("send 3 NEIGHBOR(high,") != std::string::npos;
+    CHECK(asked_a_failed_peer);
+    (void)h.Feed(PeerDown{NodeId(2)});
+    (void)h.Feed(PeerDown{NodeId(3)});
+  }
+  CHECK(h.node.stats().reconnects_sent == 2);
+  CHECK(h.node.stats().reconnects_accepted == 0);
+  // Past reconnect_timeout: both forgotten, the timer not re-armed.
+  h.now = failed_at + Seconds(30);
+  CHECK(h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}}).empty());
+  CHECK(h.node.stats().reconnects_sent == 2);
+}
+
+TEST_CASE("hyparview: a node restarted since a peer lost it refuses the reconnect, and is forgotten") {
+  // The receiving side: started (its first JoinRequest) 10 s ago.
+  Harness restarted;
+  (void)restarted.Feed(JoinRequest{});
+  restarted.now = restarted.now + Seconds(10);
+  // Lost 30 s ago: a node that has run for 10 s is not the one that was lost.
+  CHECK(restarted.Receive(2, Neighbor{Priority::kHigh, 40, Seconds(30)}) == "send 2 NEIGHBORREPLY(40,reject)\n");
+  CHECK(restarted.node.active_size() == 0);
+  // Lost 5 s ago: it lived through that, and high priority is taken in.
+  CHECK(restarted.Receive(3, Neighbor{Priority::kHigh, 50, Seconds(5)}) == "send 3 NEIGHBORREPLY(50,accept)\nup 3\n");
+
+  // The asking side forgets a peer that refused: its timer finds nothing more.
+  Harness h;
+  h.Link(2, 20);
+  h.Link(3, 30);
+  (void)h.Feed(PeerDown{NodeId(2)});
+  h.now = TimeFromMicros(31'000'000);
+  CHECK(h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}}) ==
+        "timer reconnect g0 at 61000000\nsend 2 NEIGHBOR(high,c1,lost 30000 ms)\n");
+  const ConnectionId c1 = h.Drawn("c1");
+  CHECK(h.Receive(2, NeighborReply{c1, false, {}}).empty());
+  CHECK(h.node.stats().reconnects_refused == 1);
+  h.now = TimeFromMicros(61'000'000);
+  CHECK(h.Feed(TimerFired{Timer{TimerKind::kReconnect, 0}}).empty());
+  CHECK(h.node.stats().reconnects_sent == 1);
 }
 
 TEST_CASE("hyparview: SHUFFLE walks on, or is accepted, replied and merged") {
@@ -447,7 +577,8 @@ TEST_CASE("hyparview: keepalives on idle links, and a silent peer times out") {
   CHECK(h.Receive(3, KeepAlive{}).empty());
   h.now += Millis(2500);  // 2 silent for 3 s, 3 for 2.5 s
   CHECK(h.Feed(TimerFired{Timer{TimerKind::kTick, 0}}) ==
-        "timer tick g0 at 6000000\nsend 2 DISCONNECT(20)\ndown 2 failed\nclose 2\nsend 3 KEEPALIVE\n");
+        "timer tick g0 at 6000000\nsend 2 DISCONNECT(20)\ndown 2 failed\nclose 2\ntimer reconnect g0 at 35000000\nsend 3 "
+        "KEEPALIVE\n");
   CHECK(h.node.stats().keepalive_timeouts == 1);
   CHECK(h.node.passive_view().empty());  // presumed failed, not a candidate
 }

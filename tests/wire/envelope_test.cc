@@ -45,6 +45,7 @@ std::vector<Envelope> EveryKind() {
   add(ms::Message(ms::ForwardJoin{NodeId(77), 6}));
   add(ms::Message(ms::ForwardJoinReply{123456789}));
   add(ms::Message(ms::Neighbor{ms::Priority::kHigh, 0xffffffffffffffffULL}));
+  add(ms::Message(ms::Neighbor{ms::Priority::kHigh, 5, Millis(30000)}));  // a reconnect
   add(ms::Message(ms::NeighborReply{42, true, {NodeId(3), NodeId(1), NodeId(0xffffffffffffffffULL)}}));
   add(ms::Message(ms::Disconnect{99}));
   add(ms::Message(ms::Shuffle{NodeId(8), 3, {NodeId(8), NodeId(2), NodeId(4), NodeId(6)}}));
@@ -294,6 +295,16 @@ TEST_CASE("zero node ids and zero connection ids are refused, naming the field")
                             decoded.status().message().find("connection id 0") != std::string::npos;
     CHECK(names_zero);
   }
+}
+
+TEST_CASE("a reconnect's age over a year is refused, naming the field") {
+  // Encoded as Milliseconds: one millisecond over the bound.
+  const Duration year = Seconds(365LL * 24 * 3600);
+  auto at_bound = DecodeEnvelope(EncodeEnvelope(Envelope{ms::Message(ms::Neighbor{ms::Priority::kHigh, 5, year}), {}}));
+  REQUIRE_MESSAGE(at_bound.ok(), at_bound.status().ToString());
+  auto over = DecodeEnvelope(
+      EncodeEnvelope(Envelope{ms::Message(ms::Neighbor{ms::Priority::kHigh, 5, year + Millis(1)}), {}}));
+  ExpectRefused(over, StatusCode::kInvalidArgument, "Neighbor.lost_for_ms");
 }
 
 TEST_CASE("version vectors must be strictly sorted by node with counters >= 1") {
