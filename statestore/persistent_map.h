@@ -80,21 +80,19 @@ class PersistentMap {
   using NodePtr = std::shared_ptr<Node>;
   using ItemPtr = std::shared_ptr<Item>;
 
-  // An internal node's separator keys (and a leaf's keys), stored flat in
-  // one block: per key an 8-byte head (a lookup aid, below), then per key
-  // its 4-byte end offset, then the keys' bytes concatenated. Copying a node
-  // (path copying while a snapshot is held) then allocates once and copies
-  // one contiguous block. A vector of strings allocated and copied every key
-  // from its own heap block, a cache miss each; three blocks (bytes, ends,
-  // heads) still cost three allocations per copy, and on the store's
-  // fragmented heap an allocation costs about as much as a cache miss
-  // (docs/benchmarks.md). A lookup's binary search reads the one block.
+  // An internal node's separator keys (and a leaf's keys), stored flat: the keys concatenated
+  // in one string and their end offsets in one vector. Copying a node (path
+  // copying while a snapshot is held) then allocates twice and copies two
+  // contiguous blocks, where a vector of strings allocated and copied every
+  // key from its own heap block, a cache miss each (the write path's tail);
+  // a lookup's binary search also reads one block instead of chasing a
+  // pointer per probe.
   class Separators {
    public:
-    std::size_t size() const { return count_; }
+    std::size_t size() const { return ends_.size(); }
     std::string_view operator[](std::size_t i) const {
       const std::size_t begin = Begin(i);
-      return std::string_view(buf_.data() + BytesBase() + begin, EndAt(i) - begin);
+      return std::string_view(bytes_.data() + begin, ends_[i] - begin);
     }
     // The number of keys below `key` (upper = false) or not above it
     // (upper = true). Keys are kept sorted and unique by the tree.
@@ -104,7 +102,7 @@ class PersistentMap {
       // Every key starts with the first prefix_ bytes of key 0: a key that
       // differs there sorts before or after all of them.
       const std::size_t shared = std::min<std::size_t>(prefix_, key.size());
-      const int c = std::char_traits<char>::compare(key.data(), buf_.data() + BytesBase(), shared);
+      const int c = std::char_traits<char>::compare(key.data(), bytes_.data(), shared);
       if (c != 0) return c < 0 ? 0 : n;
       if (key.size() < prefix_) return 0;  // a proper prefix of every key
       const std::uint64_t head = HeadOf(key, prefix_);
@@ -113,9 +111,8 @@ class PersistentMap {
       while (low < high) {
         const std::size_t mid = low + (high - low) / 2;
         bool right;  // `key` belongs after key mid
-        const std::uint64_t mid_head = HeadAt(mid);
-        if (mid_head != head) {
-          right = mid_head < head;
+        if (heads_[mid] != head) {
+          right = heads_[mid] < head;
         } else {
           const int d = (*this)[mid].substr(prefix_).compare(rest);
           right = upper ? d <= 0 : d < 0;
@@ -129,109 +126,57 @@ class PersistentMap {
       return low;
     }
     void Insert(std::size_t i, std::string_view key) {
-      InsertRaw(i, key);
+      InsertBytes(i, key);
+      heads_.insert(heads_.begin() + static_cast<std::ptrdiff_t>(i), 0);
       // Only a new first or last key can shorten the common prefix.
       if ((i == 0 || i + 1 == size()) && RefreshPrefix()) return;
-      SetHead(i, HeadOf(key, prefix_));
+      heads_[i] = HeadOf(key, prefix_);
     }
     void PushBack(std::string_view key) { Insert(size(), key); }
     void Erase(std::size_t i) {
       const std::size_t begin = Begin(i);
-      const std::size_t length = EndAt(i) - begin;
-      buf_.erase(BytesBase() + begin, length);
-      for (std::size_t j = i + 1; j < count_; ++j) SetEnd(j, EndAt(j) - length);
-      buf_.erase(EndsBase() + 4 * i, 4);
-      buf_.erase(8 * i, 8);
-      --count_;
+      const std::size_t length = ends_[i] - begin;
+      bytes_.erase(begin, length);
+      ends_.erase(ends_.begin() + static_cast<std::ptrdiff_t>(i));
+      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] -= static_cast<std::uint32_t>(length);
+      heads_.erase(heads_.begin() + static_cast<std::ptrdiff_t>(i));
       if (i == 0 || i == size()) RefreshPrefix();
     }
     // Keeps the first n.
     void Truncate(std::size_t n) {
-      std::string kept;
-      kept.reserve(12 * n + Begin(n));
-      kept.append(buf_.data(), 8 * n);
-      kept.append(buf_.data() + EndsBase(), 4 * n);
-      kept.append(buf_.data() + BytesBase(), Begin(n));
-      buf_ = std::move(kept);
-      count_ = static_cast<std::uint32_t>(n);
+      bytes_.resize(Begin(n));
+      ends_.resize(n);
+      heads_.resize(n);
       RefreshPrefix();
     }
     // Appends other[from, other.size()).
     void AppendFrom(const Separators& other, std::size_t from) {
-      std::vector<std::string_view> keys;
-      keys.reserve(other.size() - std::min(from, other.size()));
-      for (std::size_t i = from; i < other.size(); ++i) keys.push_back(other[i]);
-      Append(keys);
-    }
-    // Appends `keys` (sorted, above every key held) in one pass: bulk
-    // builds and splits, where inserting one by one would move the block's
-    // later regions once per key.
-    void Append(const std::vector<std::string_view>& keys) {
-      const std::size_t old_count = count_, old_bytes = Begin(old_count);
-      std::size_t added_bytes = 0;
-      for (std::string_view key : keys) added_bytes += key.size();
-      const std::size_t count = old_count + keys.size();
-      std::string block;
-      block.reserve(12 * count + old_bytes + added_bytes);
-      block.append(buf_.data(), 8 * old_count);
-      block.append(8 * keys.size(), '\0');  // heads: set by RefreshPrefix below
-      block.append(buf_.data() + EndsBase(), 4 * old_count);
-      std::size_t end = old_bytes;
-      for (std::string_view key : keys) {
-        end += key.size();
-        const auto value = static_cast<std::uint32_t>(end);
-        block.append(reinterpret_cast<const char*>(&value), sizeof(value));
+      for (std::size_t i = from; i < other.size(); ++i) {
+        InsertBytes(size(), other[i]);
+        heads_.push_back(0);
       }
-      block.append(buf_.data() + BytesBase(), old_bytes);
-      for (std::string_view key : keys) block.append(key);
-      buf_ = std::move(block);
-      count_ = static_cast<std::uint32_t>(count);
       RefreshPrefix(/*recompute=*/true);
     }
-    // "" when the layout and the lookup aids agree with the keys (CheckInvariants).
+    // "" when the lookup aids agree with the keys (CheckInvariants).
     std::string Check() const {
-      if (buf_.size() != 12 * std::size_t{count_} + Begin(count_)) return "separator block size mismatch";
+      if (heads_.size() != size()) return "separator heads count mismatch";
       for (std::size_t i = 0; i < size(); ++i) {
-        if (Begin(i) > EndAt(i)) return "separator end offsets out of order";
         const std::string_view key = (*this)[i];
-        if (key.size() < prefix_ || key.substr(0, prefix_) != std::string_view(buf_.data() + BytesBase(), prefix_)) {
+        if (key.size() < prefix_ || key.substr(0, prefix_) != std::string_view(bytes_.data(), prefix_)) {
           return "key " + std::string(key) + " lacks its node's common prefix";
         }
-        if (HeadAt(i) != HeadOf(key, prefix_)) return "stale head for key " + std::string(key);
+        if (heads_[i] != HeadOf(key, prefix_)) return "stale head for key " + std::string(key);
       }
       return "";
     }
 
    private:
-    // buf_ = [heads: 8 bytes per key][ends: 4 bytes per key][key bytes].
-    std::size_t EndsBase() const { return 8 * std::size_t{count_}; }
-    std::size_t BytesBase() const { return 12 * std::size_t{count_}; }
-    std::uint64_t HeadAt(std::size_t i) const {
-      std::uint64_t head;
-      std::memcpy(&head, buf_.data() + 8 * i, sizeof(head));
-      return head;
-    }
-    void SetHead(std::size_t i, std::uint64_t head) { std::memcpy(buf_.data() + 8 * i, &head, sizeof(head)); }
-    std::size_t EndAt(std::size_t i) const {
-      std::uint32_t end;
-      std::memcpy(&end, buf_.data() + EndsBase() + 4 * i, sizeof(end));
-      return end;
-    }
-    void SetEnd(std::size_t i, std::size_t end) {
-      const auto value = static_cast<std::uint32_t>(end);  // keys are <= 1 KiB, 63 to a node: far below 4 GiB
-      std::memcpy(buf_.data() + EndsBase() + 4 * i, &value, sizeof(value));
-    }
-    std::size_t Begin(std::size_t i) const { return i == 0 ? 0 : EndAt(i - 1); }
-    // Inserts key i with a zero head (the caller sets the heads).
-    void InsertRaw(std::size_t i, std::string_view key) {
+    std::size_t Begin(std::size_t i) const { return i == 0 ? 0 : ends_[i - 1]; }
+    void InsertBytes(std::size_t i, std::string_view key) {
       const std::size_t at = Begin(i);
-      // Back to front, so each region's base is still the old count's.
-      buf_.insert(BytesBase() + at, key);
-      for (std::size_t j = i; j < count_; ++j) SetEnd(j, EndAt(j) + key.size());
-      const auto end = static_cast<std::uint32_t>(at + key.size());
-      buf_.insert(EndsBase() + 4 * i, reinterpret_cast<const char*>(&end), sizeof(end));
-      buf_.insert(8 * i, 8, '\0');
-      ++count_;
+      bytes_.insert(at, key);
+      ends_.insert(ends_.begin() + static_cast<std::ptrdiff_t>(i), static_cast<std::uint32_t>(at));
+      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] += static_cast<std::uint32_t>(key.size());
     }
     // Bytes [prefix, prefix + 8) of `key`, big-endian, zero-padded: unequal
     // heads order two keys with that prefix as the keys do (a padded zero
@@ -255,17 +200,18 @@ class PersistentMap {
       }
       if (common == prefix_ && !recompute) return false;
       prefix_ = static_cast<std::uint32_t>(common);
-      for (std::size_t i = 0; i < size(); ++i) SetHead(i, HeadOf((*this)[i], prefix_));
+      for (std::size_t i = 0; i < size(); ++i) heads_[i] = HeadOf((*this)[i], prefix_);
       return true;
     }
-    std::string buf_;
-    std::uint32_t count_ = 0;
-    // Lookup aids: every key starts with its first prefix_ bytes (the keys'
-    // common prefix), and head i is HeadOf(key i, prefix_). A binary search
-    // then compares one integer per probe and reads the keys' bytes only on
-    // a tie (keys under one prefix, "config/app/…", share their first bytes,
-    // which made every probe a memcmp call over the same prefix).
+    std::string bytes_;
+    std::vector<std::uint32_t> ends_;  // keys are <= 1 KiB, 63 to a node: far below 4 GiB
+    // Lookup aids: every key starts with bytes_[0, prefix_) (the keys' common
+    // prefix), and heads_[i] is HeadOf(key i, prefix_). A binary search then
+    // compares one integer per probe and reads the keys' bytes only on a tie
+    // (keys under one prefix, "config/app/…", share their first bytes, which
+    // made every probe a memcmp call over the same prefix).
     std::uint32_t prefix_ = 0;
+    std::vector<std::uint64_t> heads_;
   };
 
   struct Node {
@@ -504,10 +450,7 @@ class PersistentMap {
         auto leaf = std::make_shared<Node>();
         leaf->items.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(begin)),
                            std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(end)));
-        std::vector<std::string_view> keys;
-        keys.reserve(leaf->items.size());
-        for (const ItemPtr& item : leaf->items) keys.emplace_back(item->key);
-        leaf->keys.Append(keys);
+        for (const ItemPtr& item : leaf->items) leaf->keys.PushBack(item->key);
         std::string first = leaf->items.front()->key;
         level.emplace_back(std::move(leaf), std::move(first));
         begin = end;
@@ -520,12 +463,10 @@ class PersistentMap {
           const std::size_t end = level.size() * (i + 1) / count;
           auto parent = std::make_shared<Node>();
           parent->leaf = false;
-          std::vector<std::string_view> separators;
           for (std::size_t c = begin; c < end; ++c) {
-            if (c > begin) separators.emplace_back(level[c].second);
+            if (c > begin) parent->separators.PushBack(level[c].second);
             parent->children.push_back(std::move(level[c].first));
           }
-          parent->separators.Append(separators);
           parents.emplace_back(std::move(parent), std::move(level[begin].second));
           begin = end;
         }

@@ -130,9 +130,9 @@ TEST_CASE("persistent map: the builder makes a valid tree in order and refuses d
 }
 
 TEST_CASE("persistent map: a bulk-built tree of keys of varying length takes writes and views like a grown one") {
-  // The builder lays each node's keys out in one block in a single pass
-  // (offsets and lookup heads included); later inserts, erases, splits and
-  // merges then shift keys of other lengths inside those blocks.
+  // The builder lays out each node's flat keys (end offsets, common prefix,
+  // lookup heads) from keys of different lengths; later inserts, erases,
+  // splits and merges then shift keys of other lengths inside those nodes.
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
     CAPTURE(seed);
     Prng prng(seed);
