@@ -1,6 +1,7 @@
 #include "sim/broadcast_scenarios.h"
 
 #include <algorithm>
+#include <future>
 #include <memory>
 #include <set>
 #include <string>
@@ -324,13 +325,22 @@ broadcast::PlumtreeConfig FloodingConfig() {
 // the same overlay) for one sender model, as JSON.
 nlohmann::json MeasureWithBaseline(Simulator& ours_sim, Simulator& flooding_sim, const SimOptions& options,
                                    BroadcastRunSpec spec, nlohmann::json* violation) {
-  BroadcastRun ours = RunPhaseOn(ours_sim, options, spec);
   BroadcastRunSpec flooding_spec = spec;
   flooding_spec.plumtree = FloodingConfig();
   SimOptions flooding_options = options;
   flooding_options.broadcasts = std::min(options.broadcasts, kFloodingBaselineBroadcasts);
   flooding_options.trace = nullptr;  // the trace is of the run being reported
-  BroadcastRun flooding = RunPhaseOn(flooding_sim, flooding_options, flooding_spec);
+  // The baseline runs on a second thread. The two runs share nothing: the
+  // flooding simulator is a fork with its own nodes, queue, PRNG and hooks,
+  // and each run draws its senders from its own Prng. So the figures are
+  // those of running them one after the other (the same JSON), in less wall
+  // time when a second core is free (10,000 nodes: the baseline is a sixth
+  // of the events).
+  std::future<BroadcastRun> flooding_run = std::async(std::launch::async, [&] {
+    return RunPhaseOn(flooding_sim, flooding_options, flooding_spec);
+  });
+  BroadcastRun ours = RunPhaseOn(ours_sim, options, spec);
+  BroadcastRun flooding = flooding_run.get();
 
   nlohmann::json j = ToJson(ours.figures);
   for (auto it = ours.details.begin(); it != ours.details.end(); ++it) j[it.key()] = it.value();
