@@ -158,9 +158,15 @@ void HyParView::OnForwardJoin(NodeId from, const ForwardJoin& forward, TimePoint
       return;
     }
   }
+  // The reply opens the connection at the joiner, so it goes out before
+  // NeighborUp: what the host sends on a new link at once (Plumtree's IHAVE
+  // of its recent ids) must reach the joiner after the reply, or the joiner
+  // drops it as coming from a non-neighbour. A driver that handles NeighborUp
+  // as it comes (the simulator does) sent the IHAVE first, and a node
+  // restarted by churn missed a broadcast announced to it only that way.
   const ConnectionId connection = NewConnectionId();
-  AddConnection(joiner, connection, now, out);
   Send(joiner, ForwardJoinReply{connection}, now, out);
+  AddConnection(joiner, connection, now, out);
 }
 
 void HyParView::OnNeighbor(NodeId from, const Neighbor& request, TimePoint now, Outbox& out) {

@@ -58,6 +58,15 @@ struct BroadcastFigures {
   double beacon_gossip_per_broadcast = 0.0;  // root beacons' GOSSIPs (part of control)
   double ihave_per_broadcast = 0.0;
   double graft_prune_per_node_per_broadcast = 0.0;
+  // The first kMaxMissedListed expected deliveries that did not happen, in
+  // broadcast order: where to look when reliability is below 1.
+  struct Missed {
+    std::size_t broadcast = 0;  // index of the Broadcast() call, from 0
+    broadcast::MessageId id;
+    NodeIndex node = 0;
+  };
+  static constexpr std::size_t kMaxMissedListed = 16;
+  std::vector<Missed> missed;
 };
 nlohmann::json ToJson(const BroadcastFigures& figures);
 

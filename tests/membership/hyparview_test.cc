@@ -200,13 +200,13 @@ TEST_CASE("hyparview: FORWARDJOIN walks on, records at PRWL, and ends at ttl 0 o
     Harness h;
     h.Link(2, 20);
     h.Link(3, 30);
-    CHECK(h.Receive(2, ForwardJoin{NodeId(9), 0}) == "up 9\nsend 9 FORWARDJOINREPLY(c1)\n");
+    CHECK(h.Receive(2, ForwardJoin{NodeId(9), 0}) == "send 9 FORWARDJOINREPLY(c1)\nup 9\n");
     CHECK(Ids(h.node.active_view()) == std::vector<std::uint64_t>{2, 3, 9});
   }
   SUBCASE("the sender is the only active peer: the walk ends early") {
     Harness h;
     h.Link(2, 20);
-    CHECK(h.Receive(2, ForwardJoin{NodeId(9), 5}) == "up 9\nsend 9 FORWARDJOINREPLY(c1)\n");
+    CHECK(h.Receive(2, ForwardJoin{NodeId(9), 5}) == "send 9 FORWARDJOINREPLY(c1)\nup 9\n");
   }
   SUBCASE("the new node is already a neighbour: nothing to do") {
     Harness h;
