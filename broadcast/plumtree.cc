@@ -1,6 +1,7 @@
 #include "broadcast/plumtree.h"
 #include "common/mix64.h"
 #include "common/overloaded.h"
+#include "common/prefetch.h"
 
 #include <algorithm>
 #include <limits>
@@ -14,6 +15,8 @@ namespace {
 // Rough per-node cost of an ordered-container node (three pointers + colour,
 // rounded up to the allocator's granularity).
 constexpr std::size_t kTreeNodeOverhead = 48;
+// Entries an IHAVE batch has room for when it is started.
+constexpr std::size_t kInitialIHaveBatch = 8;
 
 std::uint32_t NextHop(std::uint32_t round) {
   return round == std::numeric_limits<std::uint32_t>::max() ? round : round + 1;
@@ -68,6 +71,25 @@ void Plumtree::handle(const InEvent& event, TimePoint now, Outbox& out) {
                  },
              },
              event);
+}
+
+void Plumtree::Prefetch(const Message& message) const {
+  PrefetchLine(neighbors_.data());
+  if (const auto* gossip = std::get_if<Gossip>(&message)) {
+    seen_.Prefetch(gossip->id);
+    // A first copy appends to both age queues and pushes lazily.
+    if (!seen_order_.empty()) PrefetchLine(&seen_order_.back() + 1);
+    if (!payload_order_.empty()) PrefetchLine(&payload_order_.back() + 1);
+    if (!free_payload_cells_.empty()) PrefetchLine(&free_payload_cells_.back());
+    PrefetchLine(eager_.data());
+    PrefetchLine(lazy_.data());
+    PrefetchLine(pending_ihave_.data());
+    return;
+  }
+  if (const auto* ihave = std::get_if<IHave>(&message)) {
+    const std::size_t n = std::min<std::size_t>(ihave->entries.size(), 8);
+    for (std::size_t i = 0; i < n; ++i) seen_.Prefetch(ihave->entries[i].id);
+  }
 }
 
 // ---- neighbours --------------------------------------------------------------
@@ -199,7 +221,7 @@ bool Plumtree::OwnOriginTreeDue(TimePoint now) {
   return own_recent_broadcasts_ >= config_.origin_tree_min_broadcasts;
 }
 
-const std::set<NodeId>& Plumtree::eager_peers_for(NodeId origin) const {
+const NodeSet& Plumtree::eager_peers_for(NodeId origin) const {
   auto it = origin_trees_.find(origin);
   return it == origin_trees_.end() ? eager_ : it->second.eager;
 }
@@ -346,7 +368,7 @@ void Plumtree::AcceptFirstCopy(const MessageId& id, const std::string& payload, 
 
   // Peers that announced the id already have it: no IHAVE for them. An
   // announcer whose path was shorter by the threshold becomes our parent.
-  std::set<NodeId> holders;
+  NodeSet holders;
   if (auto it = missing_.find(id); it != missing_.end()) {
     const Announcement* best = nullptr;
     for (const Announcement& a : it->second.announcers) {
@@ -419,7 +441,7 @@ void Plumtree::EagerPush(const Tree& tree, const MessageId& id, const std::strin
 }
 
 void Plumtree::LazyPush(const Tree& tree, const MessageId& id, std::uint32_t hops, NodeId sender,
-                        const std::set<NodeId>& holders, TimePoint now, Outbox& out) {
+                        const NodeSet& holders, TimePoint now, Outbox& out) {
   if (config_.eager_flooding) return;
   for (NodeId peer : tree.lazy) {
     if (peer == sender || holders.count(peer) != 0) continue;
@@ -435,7 +457,12 @@ void Plumtree::QueueIHave(NodeId peer, const IHaveEntry& entry, TimePoint now, O
     return;
   }
   auto it = FindPendingIHave(peer);
-  if (it == pending_ihave_.end() || it->first != peer) it = pending_ihave_.emplace(it, peer, std::vector<IHaveEntry>{});
+  if (it == pending_ihave_.end() || it->first != peer) {
+    it = pending_ihave_.emplace(it, peer, std::vector<IHaveEntry>{});
+    // Room for a few ids at once: growing 1, 2, 4, 8 cost three mallocs and
+    // two frees per batch, a tenth of a 10,000-node simulation's time.
+    it->second.reserve(std::min<std::size_t>(kInitialIHaveBatch, config_.max_ihave_entries));
+  }
   std::vector<IHaveEntry>& batch = it->second;
   batch.push_back(entry);
   ++pending_ihave_entries_;
@@ -790,7 +817,7 @@ void Plumtree::EnsureSweep(TimePoint now, Outbox& out) {
 
 std::size_t Plumtree::memory_bytes() const {
   std::size_t bytes = sizeof(*this);
-  bytes += (eager_.size() + lazy_.size()) * (kTreeNodeOverhead + sizeof(NodeId));
+  bytes += (eager_.capacity() + lazy_.capacity()) * sizeof(NodeId);
   bytes += duplicate_streak_.capacity() * sizeof(duplicate_streak_[0]);
   bytes += neighbors_.capacity() * sizeof(NodeId);
   bytes += seen_.capacity() * sizeof(SeenEntry);
@@ -804,13 +831,13 @@ std::size_t Plumtree::memory_bytes() const {
   }
   for (const auto& [origin, tree] : origin_trees_) {
     bytes += 2 * kTreeNodeOverhead + sizeof(origin) + sizeof(tree) + sizeof(std::pair<TimePoint, NodeId>);
-    bytes += (tree.eager.size() + tree.lazy.size() + tree.silenced.size()) * (kTreeNodeOverhead + sizeof(NodeId));
+    bytes += (tree.eager.capacity() + tree.lazy.capacity() + tree.silenced.capacity()) * sizeof(NodeId);
   }
   for (const auto& [id, again] : reannounce_) {
-    bytes += kTreeNodeOverhead + sizeof(id) + sizeof(again) + again.holders.size() * (kTreeNodeOverhead + 8);
+    bytes += kTreeNodeOverhead + sizeof(id) + sizeof(again) + again.holders.capacity() * sizeof(NodeId);
   }
   bytes += pending_ihave_.capacity() * sizeof(pending_ihave_[0]);
-  bytes += pending_ihave_entries_ * sizeof(IHaveEntry);
+  for (const auto& [peer, batch] : pending_ihave_) bytes += batch.capacity() * sizeof(IHaveEntry);
   return bytes;
 }
 
@@ -825,7 +852,7 @@ bool Plumtree::CheckInvariants(std::string* why) const {
   if (eager_.count(self_) != 0 || lazy_.count(self_) != 0) return fail("self in its own peer sets");
   if (config_.eager_flooding && !lazy_.empty()) return fail("eager flooding with lazy peers");
   {
-    std::set<NodeId> union_set = eager_;
+    NodeSet union_set = eager_;
     union_set.insert(lazy_.begin(), lazy_.end());
     if (!std::equal(union_set.begin(), union_set.end(), neighbors_.begin(), neighbors_.end())) {
       return fail("neighbour index differs from eager ∪ lazy");
@@ -839,11 +866,11 @@ bool Plumtree::CheckInvariants(std::string* why) const {
   if (origin_trees_.size() != origin_trees_by_use_.size()) return fail("origin trees and their use index disagree");
   for (const auto& [origin, tree] : origin_trees_) {
     if (origin_trees_by_use_.count({tree.last_used, origin}) == 0) return fail("origin tree missing from its index");
-    std::set<NodeId> all = tree.eager;
+    NodeSet all = tree.eager;
     for (NodeId peer : tree.lazy) {
-      if (!all.insert(peer).second) return fail("peer both eager and lazy in the tree of " + origin.ToString());
+      if (!all.insert(peer)) return fail("peer both eager and lazy in the tree of " + origin.ToString());
     }
-    std::set<NodeId> neighbors = eager_;
+    NodeSet neighbors = eager_;
     neighbors.insert(lazy_.begin(), lazy_.end());
     if (all != neighbors) return fail("tree of " + origin.ToString() + " does not span the neighbours");
     for (NodeId peer : tree.silenced) {

@@ -82,6 +82,7 @@
 #include "broadcast/message_id.h"
 #include "broadcast/seen_table.h"
 #include "common/node_id.h"
+#include "common/node_set.h"
 #include "common/time.h"
 
 namespace gv::broadcast {
@@ -355,8 +356,8 @@ class Plumtree {
   NodeId self() const { return self_; }
   const PlumtreeConfig& config() const { return config_; }
   const PlumtreeStats& stats() const { return stats_; }
-  const std::set<NodeId>& eager_peers() const { return eager_; }
-  const std::set<NodeId>& lazy_peers() const { return lazy_; }
+  const NodeSet& eager_peers() const { return eager_; }
+  const NodeSet& lazy_peers() const { return lazy_; }
   // eager ∪ lazy, ascending: the active view as the membership layer announced it.
   const std::vector<NodeId>& neighbors() const { return neighbors_; }
   std::size_t cached_payloads() const { return cached_payloads_; }
@@ -364,11 +365,18 @@ class Plumtree {
   std::size_t missing_ids() const { return missing_.size(); }
   std::size_t origin_trees() const { return origin_trees_.size(); }
   // The eager peers used for `origin`'s messages (its own tree if kept here).
-  const std::set<NodeId>& eager_peers_for(NodeId origin) const;
+  const NodeSet& eager_peers_for(NodeId origin) const;
   bool has_seen(const MessageId& id) const { return seen_.Contains(id); }
   // The root this node follows (itself if it is the root); none before the
   // first beacon and after the root was presumed gone.
   std::optional<NodeId> root() const { return root_; }
+
+  // A hint with no effect on state or output: asks the CPU to fetch the
+  // memory that handling `message` reads first (its seen-id slots, the
+  // neighbour list, the IHAVE batches, the ends of the age queues). A driver
+  // with many instances (the simulator) calls it for the next message while
+  // the current one is handled; 10,000 nodes' state is far larger than the caches.
+  void Prefetch(const Message& message) const;
 
   // Estimate of the heap held by this instance (containers and payloads).
   std::size_t memory_bytes() const;
@@ -385,20 +393,20 @@ class Plumtree {
     bool origin_tree = false;
   };
   struct OriginTree {
-    std::set<NodeId> eager;  // we push this origin's payloads to them
-    std::set<NodeId> lazy;   // we only announce to them
+    NodeSet eager;  // we push this origin's payloads to them
+    NodeSet lazy;   // we only announce to them
     // Peers we sent PRUNE for this origin (they should no longer push to us).
     // A first copy from one of them was already in flight when we cut that
     // branch, so it must not make us cut the branch we kept.
-    std::set<NodeId> silenced;
+    NodeSet silenced;
     TimePoint last_used;
   };
   // The eager/lazy pair a message travels on.
   struct Tree {
-    std::set<NodeId>& eager;
-    std::set<NodeId>& lazy;
+    NodeSet& eager;
+    NodeSet& lazy;
     std::optional<NodeId> origin;  // for PRUNE/GRAFT: none = the shared tree
-    std::set<NodeId>* silenced = nullptr;  // origin trees only
+    NodeSet* silenced = nullptr;  // origin trees only
   };
   struct Announcement {
     NodeId peer;
@@ -430,7 +438,7 @@ class Plumtree {
   void EagerPush(const Tree& tree, const MessageId& id, const std::string& payload, bool origin_tree,
                  std::uint32_t hops, NodeId sender, Outbox& out);
   // `holders` announced the id to us, so they need no IHAVE for it.
-  void LazyPush(const Tree& tree, const MessageId& id, std::uint32_t hops, NodeId sender, const std::set<NodeId>& holders,
+  void LazyPush(const Tree& tree, const MessageId& id, std::uint32_t hops, NodeId sender, const NodeSet& holders,
                 TimePoint now, Outbox& out);
   // Hop-difference rule: `announcer` has `id` at `announced_round`; if that is
   // shorter than our path by the threshold, it becomes our parent for the tree.
@@ -506,8 +514,8 @@ class Plumtree {
   PlumtreeConfig config_;
   PlumtreeStats stats_;
 
-  std::set<NodeId> eager_;
-  std::set<NodeId> lazy_;
+  NodeSet eager_;
+  NodeSet lazy_;
   // Duplicates per peer since its last first copy (for prune_after_duplicates).
   // Ascending by peer, at most one entry per neighbour: a flat array (it is
   // looked up for every first copy) rather than a std::map.
@@ -530,7 +538,7 @@ class Plumtree {
 
   std::map<MessageId, Missing> missing_;
   struct Reannounce {
-    std::set<NodeId> holders;
+    NodeSet holders;
     std::uint32_t rounds_left = 0;
     std::uint32_t hops = 0;
   };

@@ -19,6 +19,7 @@
 
 #include "broadcast/message_id.h"
 #include "common/node_id.h"
+#include "common/prefetch.h"
 
 namespace gv::broadcast {
 
@@ -47,6 +48,10 @@ class SeenTable {
     }
   }
   const Record* Find(const MessageId& id) const { return const_cast<SeenTable*>(this)->Find(id); }
+  // A hint: fetch the slot where a lookup of `id` starts.
+  void Prefetch(const MessageId& id) const {
+    if (!slots_.empty()) PrefetchLine(&slots_[Home(id)]);
+  }
   bool Contains(const MessageId& id) const { return Find(id) != nullptr; }
 
   // Adds `id` (which must not be present) with no payload and returns its

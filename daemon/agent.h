@@ -51,6 +51,7 @@
 
 #include "broadcast/plumtree.h"
 #include "common/node_id.h"
+#include "common/node_set.h"
 #include "common/prng.h"
 #include "common/status.h"
 #include "common/time.h"
@@ -295,7 +296,7 @@ class Agent {
   // The highest own seq that is durable and handed to the broadcast and the
   // catch-up tail; local writes above it are applied but still in the WAL.
   std::uint64_t own_seq_handed_off_ = 0;
-  std::set<NodeId> last_eager_, last_lazy_;  // Plumtree's sets at the last check (GRAFT/PRUNE)
+  NodeSet last_eager_, last_lazy_;  // Plumtree's sets at the last check (GRAFT/PRUNE)
   std::uint64_t record_seq_ = 0;
   std::map<NodeId, std::pair<wire::OverlayRecord, std::uint64_t>> records_;  // id -> (record, received at ms)
 

@@ -11,6 +11,7 @@ json NodeIdsJson(const std::vector<NodeId>& ids) {
 }
 
 json NodeIdsJson(const std::set<NodeId>& ids) { return NodeIdsJson(std::vector<NodeId>(ids.begin(), ids.end())); }
+json NodeIdsJson(const NodeSet& ids) { return NodeIdsJson(std::vector<NodeId>(ids.begin(), ids.end())); }
 
 json VersionVectorJson(const statestore::VersionVector& vv) {
   json out = json::object();

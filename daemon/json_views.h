@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/node_id.h"
+#include "common/node_set.h"
 #include "membership/member_list.h"
 #include "statestore/delta.h"
 #include "wire/overlay_record.h"
@@ -18,6 +19,7 @@ namespace gv::daemon {
 
 nlohmann::json NodeIdsJson(const std::vector<NodeId>& ids);
 nlohmann::json NodeIdsJson(const std::set<NodeId>& ids);
+nlohmann::json NodeIdsJson(const NodeSet& ids);
 // {"<node id>": counter, ...}
 nlohmann::json VersionVectorJson(const statestore::VersionVector& vv);
 // A /v1/topology node: id, name, addresses, the four views, applied vector,

@@ -1,6 +1,7 @@
 #include "sim/simulator.h"
 #include "common/mix64.h"
 #include "common/overloaded.h"
+#include "common/prefetch.h"
 
 #include <algorithm>
 #include <cmath>
@@ -85,6 +86,7 @@ std::unique_ptr<Simulator> Simulator::ForkWithPlumtree(const broadcast::Plumtree
   fork->now_ = now_;
   fork->next_event_seq_ = next_event_seq_;
   fork->current_ = current_;
+  fork->current_pos_ = current_pos_;
   fork->ring_ = ring_;
   fork->ring_count_ = ring_count_;
   fork->far_ = far_;
@@ -166,44 +168,74 @@ NodeIndex Simulator::NodeOf(const Event& event) {
 }
 
 void Simulator::PrefetchAhead() {
-  // Two stages: the event after next gets its slot and its Node record
-  // fetched; the next one (whose slot and record were fetched one event ago)
-  // gets the protocol object it will run.
-  if (current_.size() >= 3) {
-    const HeapEntry& after = Later(current_[1], current_[2]) ? current_[2] : current_[1];
-    __builtin_prefetch(&SlotAt(after.slot));
-    __builtin_prefetch(&nodes_[after.node]);
-  } else if (current_.size() == 2) {
-    __builtin_prefetch(&SlotAt(current_[1].slot));
-    __builtin_prefetch(&nodes_[current_[1].node]);
-  }
-  if (current_.empty()) return;
-  const HeapEntry& next = current_.front();
-  const Event& event = SlotAt(next.slot);
-  const Node& node = nodes_[next.node];
-  const char* object = nullptr;
-  std::size_t bytes = 0;
-  if (const auto* delivery = std::get_if<MessageDelivery>(&event)) {
-    if (delivery->message.index() == 1) {
-      object = reinterpret_cast<const char*>(node.plumtree.get());
-      bytes = sizeof(broadcast::Plumtree);
-    } else {
-      object = reinterpret_cast<const char*>(node.hyparview.get());
-      bytes = sizeof(membership::HyParView);
+  // A pipeline over the next three events, each stage one pointer deeper,
+  // so that no stage waits on memory a later one needs: the third next
+  // event's slot and Node record; the second next's protocol object (its
+  // pointer is in the Node record, fetched one event ago) and message data;
+  // the next one's data inside the protocol object (fetched one event ago).
+  // An event runs for about a microsecond, several memory latencies.
+  const std::size_t left = current_.size() - current_pos_;
+  if (left > 2) PrefetchRecords(current_[current_pos_ + 2]);
+  if (left > 1) PrefetchProtocol(current_[current_pos_ + 1]);
+  if (left > 0) PrefetchInside(current_[current_pos_]);
+}
+
+void Simulator::PrefetchRecords(const HeapEntry& entry) const {
+  PrefetchBytes(&SlotAt(entry.slot), sizeof(Event));
+  PrefetchBytes(&nodes_[entry.node], sizeof(Node));
+}
+
+void Simulator::PrefetchProtocol(const HeapEntry& entry) const {
+  const Event& event = SlotAt(entry.slot);
+  const Node& node = nodes_[entry.node];
+  switch (event.index()) {
+    case 0: {
+      const Envelope& message = std::get<MessageDelivery>(event).message;
+      if (message.index() == 1) {
+        if (node.plumtree) PrefetchBytes(node.plumtree.get(), sizeof(broadcast::Plumtree));
+        if (const auto* ihave = std::get_if<broadcast::IHave>(&std::get<1>(message))) {
+          PrefetchBytes(ihave->entries.data(), std::min<std::size_t>(ihave->entries.size(), 8) * sizeof(broadcast::IHaveEntry));
+        }
+      } else if (node.hyparview) {
+        PrefetchBytes(node.hyparview.get(), sizeof(membership::HyParView));
+      }
+      break;
     }
-  } else if (std::holds_alternative<BroadcastTimerEvent>(event)) {
-    object = reinterpret_cast<const char*>(node.plumtree.get());
-    bytes = sizeof(broadcast::Plumtree);
+    case 1:
+      if (node.hyparview) PrefetchBytes(node.hyparview.get(), sizeof(membership::HyParView));
+      break;
+    case 2:
+      if (node.plumtree) PrefetchBytes(node.plumtree.get(), sizeof(broadcast::Plumtree));
+      break;
+    default:
+      break;
   }
-  if (object == nullptr) return;
-  for (std::size_t off = 0; off < bytes; off += 64) __builtin_prefetch(object + off);
+}
+
+void Simulator::PrefetchInside(const HeapEntry& entry) const {
+  const Event& event = SlotAt(entry.slot);
+  const Node& node = nodes_[entry.node];
+  if (!node.alive) return;
+  if (const auto* delivery = std::get_if<MessageDelivery>(&event)) {
+    if (node.incarnation != delivery->to_incarnation) return;
+    if (delivery->message.index() == 1) {
+      node.plumtree->Prefetch(std::get<1>(delivery->message));
+    } else {
+      node.hyparview->Prefetch();
+    }
+  } else if (std::holds_alternative<MembershipTimerEvent>(event)) {
+    node.hyparview->Prefetch();
+  }
 }
 
 void Simulator::QueuePush(const HeapEntry& entry) {
   const std::int64_t bucket = BucketOf(entry.at_us);
   if (bucket <= cursor_) {
-    current_.push_back(entry);
-    std::push_heap(current_.begin(), current_.end(), Later);
+    // Rare (nearly every event is scheduled a link latency or a timer
+    // interval ahead): a sorted insert into the part not yet run.
+    current_.insert(std::upper_bound(current_.begin() + static_cast<std::ptrdiff_t>(current_pos_), current_.end(),
+                                     entry, Earlier),
+                    entry);
   } else if (bucket < cursor_ + kRingBuckets) {
     ring_[static_cast<std::size_t>(bucket % kRingBuckets)].push_back(entry);
     ++ring_count_;
@@ -214,7 +246,7 @@ void Simulator::QueuePush(const HeapEntry& entry) {
 }
 
 const Simulator::HeapEntry* Simulator::QueueTop() {
-  while (current_.empty()) {
+  while (current_pos_ == current_.size()) {
     if (ring_count_ == 0 && far_.empty()) return nullptr;
     // Next bucket; with an empty ring, straight to the far heap's first one.
     std::int64_t next = cursor_ + 1;
@@ -230,17 +262,17 @@ const Simulator::HeapEntry* Simulator::QueueTop() {
     std::vector<HeapEntry>& slot = ring_[static_cast<std::size_t>(cursor_ % kRingBuckets)];
     if (slot.empty()) continue;
     ring_count_ -= slot.size();
-    current_.swap(slot);  // current_ was empty: the slot keeps its buffer for reuse
-    std::make_heap(current_.begin(), current_.end(), Later);
+    current_.clear();
+    current_pos_ = 0;
+    current_.swap(slot);  // the slot keeps current_'s old buffer for reuse
+    std::sort(current_.begin(), current_.end(), Earlier);
   }
-  return &current_.front();
+  return &current_[current_pos_];
 }
 
 bool Simulator::PopAndRun() {
   if (QueueTop() == nullptr) return false;
-  std::pop_heap(current_.begin(), current_.end(), Later);
-  const HeapEntry entry = current_.back();
-  current_.pop_back();
+  const HeapEntry entry = current_[current_pos_++];
   // Run in place (no move of the event out of its slot); the slot is free
   // again once it has run.
   PrefetchAhead();

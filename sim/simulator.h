@@ -261,12 +261,13 @@ class Simulator {
   };
   // The event queue is a calendar: time is cut into buckets of
   // kBucketWidthUs; the events of the bucket being run (and any earlier one)
-  // sit in a small binary heap ordered by (time, seq), later buckets within
-  // kRingBuckets in an unsorted ring, the rest in a far heap. Nearly every
-  // event lands within a few hundred milliseconds, so a push is an append and
-  // a pop works on a heap of one bucket's events, not of the whole queue
-  // (the single binary heap was the largest item of the 10,000-node profile).
-  // The pop order is exactly (time, seq), as with one heap.
+  // sit in a vector sorted by (time, seq), later buckets within kRingBuckets
+  // in an unsorted ring, the rest in a far heap. Nearly every event lands
+  // within a few hundred milliseconds, so a push is an append, a bucket is
+  // sorted once when it comes up, and a pop takes the next entry (the single
+  // binary heap was the largest item of the 10,000-node profile). Sorted
+  // rather than a heap, the next few events are known in advance, which
+  // PrefetchAhead needs. The pop order is exactly (time, seq), as with one heap.
   static constexpr std::int64_t kBucketWidthUs = 1000;
   static constexpr std::int64_t kRingBuckets = 4096;
   static std::int64_t BucketOf(std::int64_t at_us) { return at_us / kBucketWidthUs; }
@@ -274,6 +275,7 @@ class Simulator {
   static bool Later(const HeapEntry& a, const HeapEntry& b) {
     return a.at_us != b.at_us ? a.at_us > b.at_us : a.seq > b.seq;
   }
+  static bool Earlier(const HeapEntry& a, const HeapEntry& b) { return Later(b, a); }
   void QueuePush(const HeapEntry& entry);
   // The earliest queued event (null if none); may move the calendar forward.
   const HeapEntry* QueueTop();
@@ -303,10 +305,12 @@ class Simulator {
   bool shuffle_enabled_ = true;
   TimePoint now_{};
   std::uint64_t next_event_seq_ = 0;
-  // Invariants: current_ holds every event of a bucket <= cursor_; ring_
-  // slot b % kRingBuckets holds the events of bucket b for cursor_ < b <
-  // cursor_ + kRingBuckets; far_ holds the rest (all later than the ring).
+  // Invariants: current_[current_pos_..] holds every queued event of a
+  // bucket <= cursor_, sorted by Earlier (current_[..current_pos_] have run);
+  // ring_ slot b % kRingBuckets holds the events of bucket b for cursor_ < b
+  // < cursor_ + kRingBuckets; far_ holds the rest (all later than the ring).
   std::vector<HeapEntry> current_;
+  std::size_t current_pos_ = 0;
   std::vector<std::vector<HeapEntry>> ring_;
   std::size_t ring_count_ = 0;
   std::vector<HeapEntry> far_;
@@ -318,14 +322,20 @@ class Simulator {
   static constexpr std::uint32_t kSlotChunkBits = 12;
   static constexpr std::uint32_t kSlotChunkSize = 1u << kSlotChunkBits;
   Event& SlotAt(std::uint32_t slot) { return slot_chunks_[slot >> kSlotChunkBits][slot & (kSlotChunkSize - 1)]; }
+  const Event& SlotAt(std::uint32_t slot) const {
+    return slot_chunks_[slot >> kSlotChunkBits][slot & (kSlotChunkSize - 1)];
+  }
   std::vector<std::unique_ptr<Event[]>> slot_chunks_;
   std::uint32_t slot_count_ = 0;  // slots ever handed out
   std::vector<std::uint32_t> free_slots_;
   // The event loop is bound by cache misses on the state of the node an
   // event runs at (10,000 nodes' protocol state is far larger than the
-  // caches): the next events' slots and nodes are prefetched while the
-  // current one runs. Affects speed only.
+  // caches): while one event runs, the next three are fetched in a pipeline,
+  // one level of pointers per event (see PrefetchAhead). Affects speed only.
   void PrefetchAhead();
+  void PrefetchRecords(const HeapEntry& entry) const;   // the slot and the Node
+  void PrefetchProtocol(const HeapEntry& entry) const;  // the core the event runs in, the message's heap data
+  void PrefetchInside(const HeapEntry& entry) const;    // what that core reads first
   static NodeIndex NodeOf(const Event& event);
   std::size_t in_flight_ = 0;  // MessageDelivery + PeerDownEvent + JoinEvent in the queue
   // Per unordered pair of nodes: messages and failure notices in flight that

@@ -180,7 +180,7 @@ void CheckAllInvariants(const StaticOverlay& net) {
     // eager ∪ lazy is exactly the node's neighbour set.
     std::set<NodeId> expected;
     for (std::size_t j : net.adjacency()[i]) expected.insert(NodeId(j + 1));
-    std::set<NodeId> both = net.tree(i).eager_peers();
+    std::set<NodeId> both(net.tree(i).eager_peers().begin(), net.tree(i).eager_peers().end());
     both.insert(net.tree(i).lazy_peers().begin(), net.tree(i).lazy_peers().end());
     REQUIRE(both == expected);
   }

@@ -115,8 +115,8 @@ TEST_CASE("first GOSSIP is delivered, pushed eagerly to all but the sender and l
   Fixture f;
   f.Receive(5, Prune{}, At(10));  // 5 leaves the tree: it now only gets IHAVEs
   ExpectOutput(f.out, {});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4)});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(5)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(3), N(4)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(5)});
 
   const MessageId id = Id(9, 1);
   f.Receive(2, Gossip{id, 3, "x"}, At(1000));
@@ -151,14 +151,14 @@ TEST_CASE("a duplicate GOSSIP prunes its sender, which becomes lazy") {
   f.Receive(2, Gossip{id, 0, "x"}, At(100));
   f.Receive(3, Gossip{id, 2, "x"}, At(110));
   ExpectOutput(f.out, {SendMessage{N(3), Prune{}}});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4), N(5)});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(3)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(4), N(5)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(3)});
   CHECK(f.tree.stats().duplicates == 1);
   CHECK(f.tree.stats().delivered == 1);
   // A PRUNE from an eager peer moves it to lazy without an answer.
   f.Receive(4, Prune{}, At(120));
   ExpectOutput(f.out, {});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(3), N(4)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(3), N(4)});
   // The next message goes eagerly to 5 only (2 is the sender) and lazily to 3 and 4.
   const MessageId id2 = Id(9, 2);
   f.Receive(2, Gossip{id2, 0, "z"}, At(130));
@@ -203,7 +203,7 @@ TEST_CASE("IHAVE for an unknown id: timer, GRAFT, second shorter timeout for the
                           SendMessage{N(4), Graft{{IHaveEntry{id, 3}}}},
                           ScheduleTimer{At(1800), GraftTimer(id, 3)},
                       });
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(3), N(4), N(5)});
   CHECK(f.tree.stats().graft_sent == 2);
 
   // 4 answers: delivered at hop 4 from 4 and forwarded to every eager peer but
@@ -271,10 +271,10 @@ TEST_CASE("a GRAFT makes the peer eager and gets the cached payload with our hop
   const MessageId id = Id(9, 4);
   f.Receive(2, Gossip{id, 1, "data"}, At(100));
   f.Receive(3, Gossip{id, 1, "data"}, At(110));  // duplicate: 3 pruned
-  REQUIRE(f.tree.lazy_peers() == std::set<NodeId>{N(3)});
+  REQUIRE(f.tree.lazy_peers() == NodeSet{N(3)});
   f.Receive(3, Graft{{IHaveEntry{id, 2}, IHaveEntry{Id(9, 99), 0}}}, At(200));
   ExpectOutput(f.out, {SendMessage{N(3), Gossip{id, 2, "data"}}});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(3), N(4), N(5)});
   CHECK(f.tree.lazy_peers().empty());
   CHECK(f.tree.stats().graft_unanswerable == 1);  // 9/99 was never seen
   // A pure tree-repair GRAFT (no ids) only changes the link.
@@ -299,7 +299,7 @@ TEST_CASE("NeighborDown removes the peer everywhere and forgets ids only it anno
   f.Feed(NeighborDown{N(5)}, At(140));
   ExpectOutput(f.out, {});
   CHECK(f.tree.missing_ids() == 1);
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(4)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(4)});
   f.Feed(TimerFired{FlushTimer()}, At(180));
   ExpectOutput(f.out, {SendMessage{N(4), IHave{{IHaveEntry{Id(8, 1), 1}}}}});
   f.Feed(TimerFired{GraftTimer(only5, 1)}, At(500));
@@ -373,8 +373,8 @@ TEST_CASE("hop-difference optimisation: a much shorter announcer becomes the par
   f.Feed(TimerFired{FlushTimer()}, At(250));
   f.Receive(5, IHave{{IHaveEntry{id2, 1}}}, At(260));
   ExpectOutput(f.out, {SendMessage{N(5), Graft{}}, SendMessage{N(2), Prune{}}});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(3), N(4), N(5)});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(2)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(3), N(4), N(5)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(2)});
   CHECK(f.tree.stats().hop_optimizations == 1);
   // The same announcement again changes nothing: our path is already short.
   f.Receive(5, IHave{{IHaveEntry{id2, 1}}}, At(270));
@@ -420,7 +420,7 @@ TEST_CASE("prune_after_duplicates: a link is pruned after a streak of duplicates
   ExpectOutput(f.out, {SendMessage{N(2), Prune{}}});
   f.Receive(4, Gossip{Id(9, 1), 0, "a"}, At(7));  // 4's first duplicate
   ExpectOutput(f.out, {});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(2)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(2)});
 }
 
 TEST_CASE("oversized payloads are neither delivered nor forwarded") {
@@ -456,8 +456,8 @@ TEST_CASE("origin trees: a frequent origin flags its GOSSIPs and gets its own tr
   CHECK(f.tree.origin_trees() == 1);
   // A PRUNE naming our origin changes our tree only, not the shared one.
   f.Receive(3, Prune{N(1)}, At(30));
-  CHECK(f.tree.eager_peers_for(N(1)) == std::set<NodeId>{N(2), N(4), N(5)});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4), N(5)});
+  CHECK(f.tree.eager_peers_for(N(1)) == NodeSet{N(2), N(4), N(5)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(3), N(4), N(5)});
   // After a silence longer than the idle timeout the tree is dropped and the
   // next broadcast starts a new burst on the shared tree.
   f.Feed(BroadcastRequest{Id(1, 4), "d"}, At(70030));
@@ -508,10 +508,10 @@ TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; P
   // duplicate on an origin tree). Our own push set is the PRUNEs we receive.
   f.Receive(3, Gossip{id, 2, "o", true}, At(110));
   ExpectOutput(f.out, {SendMessage{N(3), Prune{N(7)}}});
-  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3), N(4)});
+  CHECK(f.tree.eager_peers_for(N(7)) == NodeSet{N(2), N(3), N(4)});
   f.Receive(4, Prune{N(7)}, At(120));
-  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3)});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(3), N(4)});  // the shared tree is untouched
+  CHECK(f.tree.eager_peers_for(N(7)) == NodeSet{N(2), N(3)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(3), N(4)});  // the shared tree is untouched
   f.Feed(TimerFired{FlushTimer()}, At(150));
   ExpectOutput(f.out, {SendMessage{N(5), IHave{{IHaveEntry{id, 3}}}}});
   // Hop-difference rule with threshold 2: 5 has it at hop 0, so via 5 we would
@@ -526,15 +526,15 @@ TEST_CASE("origin trees are directed: a flagged GOSSIP copies the shared tree; P
   ExpectOutput(f.out, {});
   // A GRAFT naming the origin makes us push to that peer in that tree only.
   f.Receive(5, Graft{{}, N(7)}, At(220));
-  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(3), N(5)});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(5)});
+  CHECK(f.tree.eager_peers_for(N(7)) == NodeSet{N(2), N(3), N(5)});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(5)});
   // NeighborDown and NeighborUp reach every tree.
   f.Feed(NeighborDown{N(3)}, At(230));
-  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(5)});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4)});
+  CHECK(f.tree.eager_peers_for(N(7)) == NodeSet{N(2), N(5)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(4)});
   f.Feed(NeighborUp{N(6)}, At(240));
-  CHECK(f.tree.eager_peers_for(N(7)) == std::set<NodeId>{N(2), N(5), N(6)});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(2), N(4), N(6)});
+  CHECK(f.tree.eager_peers_for(N(7)) == NodeSet{N(2), N(5), N(6)});
+  CHECK(f.tree.eager_peers() == NodeSet{N(2), N(4), N(6)});
 }
 
 TEST_CASE("origin trees: a shorter duplicate after the old parent left prunes nobody") {
@@ -736,7 +736,7 @@ TEST_CASE("root beacon: a node with no root stands at its candidacy time, yields
   // A duplicate of the root's beacon prunes its link at once.
   f.Receive(worse[0], Gossip{theirs, 0, ""}, At(10100));
   ExpectOutput(f.out, {SendMessage{N(worse[0]), Prune{}}});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(worse[0])});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(worse[0])});
 
   // The root falls silent: 16 s after its last beacon it is presumed gone and
   // node 1 stands again after its candidacy delay.
@@ -766,14 +766,14 @@ TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sen
   // kept, the long one pruned.
   f.Receive(peers[1], Gossip{id, 2, ""}, At(150));
   ExpectOutput(f.out, {SendMessage{N(peers[0]), Prune{}}});
-  CHECK(f.tree.lazy_peers() == std::set<NodeId>{N(peers[0])});
+  CHECK(f.tree.lazy_peers() == NodeSet{N(peers[0])});
   CHECK(f.tree.stats().hop_optimizations == 1);
   // peers[2] sends its copy, 9 hops from the root (it had it from elsewhere):
   // the copy we pushed it (hop 6, soon 3) makes it take us as parent, so we
   // keep the link.
   f.Receive(peers[2], Gossip{id, 9, ""}, At(160));
   ExpectOutput(f.out, {});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(peers[1]), N(peers[2])});
+  CHECK(f.tree.eager_peers() == NodeSet{N(peers[1]), N(peers[2])});
 
   // Next beacon: an IHAVE from a lazy peer 1 hop from the root makes it our
   // parent (GRAFT) and prunes the branch we had it from.
@@ -781,7 +781,7 @@ TEST_CASE("root beacon: the hop rule moves a node nearer the root; a farther sen
   f.Receive(peers[1], Gossip{next, 2, ""}, At(5100));
   f.Receive(peers[0], IHave{{IHaveEntry{next, 0}}}, At(5120));
   ExpectOutput(f.out, {SendMessage{N(peers[0]), Graft{{}, std::nullopt}}, SendMessage{N(peers[1]), Prune{}}});
-  CHECK(f.tree.eager_peers() == std::set<NodeId>{N(peers[0]), N(peers[2])});
+  CHECK(f.tree.eager_peers() == NodeSet{N(peers[0]), N(peers[2])});
 
   // With a live root, other origins' duplicates never prune: the next
   // beacon's duplicates cut the cycle (default prune_after_duplicates is 5).
