@@ -9,6 +9,7 @@
 #include <chrono>
 #include <utility>
 
+#include "common/huge_pages.h"
 #include "common/overloaded.h"
 #include "daemon/json_views.h"
 #include "daemon/known_peers.h"
@@ -337,10 +338,12 @@ Status Agent::Open() {
   last_sync_ms_ = uv_now(loop_);
   last_gc_ms_ = uv_now(loop_);
 
-  spdlog::info("agent {} ({}) of cluster '{}': peers on {} (advertised {}), HTTP on {}, DNS on {}, durability {}",
+  malloc_huge_pages_ = MallocHugePagesState();
+  spdlog::info("agent {} ({}) of cluster '{}': peers on {} (advertised {}), HTTP on {}, DNS on {}, durability {}, "
+               "heap on huge pages {}",
                config_.raw.name, self_.ToString(), config_.raw.cluster, config_.bind.ToString(),
                config_.advertise.ToString(), config_.http.ToString(), config_.dns.ToString(),
-               wal::DurabilityName(config_.durability));
+               wal::DurabilityName(config_.durability), malloc_huge_pages_);
   for (const net::SocketAddress& seed : config_.join) seeds_[seed.ToString()] = std::nullopt;
   had_seeds_ = !seeds_.empty();
   // Remembered peers join the --join seeds: a restarted agent finds its
@@ -1096,6 +1099,7 @@ std::string Agent::StatusJson(bool with_digest) const {
   out["cluster"] = config_.raw.cluster;
   out["address"] = config_.advertise.ToString();
   out["http"] = config_.http.ToString();
+  out["malloc_huge_pages"] = malloc_huge_pages_;
   out["applied"] = VersionVectorJson(store_->Applied());
   out["key_count"] = store_->KeyCount();
   out["index"] = store_->Index();

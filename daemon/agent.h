@@ -297,6 +297,7 @@ class Agent {
   // catch-up tail; local writes above it are applied but still in the WAL.
   std::uint64_t own_seq_handed_off_ = 0;
   NodeSet last_eager_, last_lazy_;  // Plumtree's sets at the last check (GRAFT/PRUNE)
+  std::string malloc_huge_pages_ = "off";  // MallocHugePagesState() at start-up, for /v1/status
   std::uint64_t record_seq_ = 0;
   std::map<NodeId, std::pair<wire::OverlayRecord, std::uint64_t>> records_;  // id -> (record, received at ms)
 

@@ -2,10 +2,18 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstring>
 
+#include "common/huge_pages.h"
 #include "daemon/commands.h"
 
 int main(int argc, char** argv) {
+  // The two long-running, memory-heavy commands run with their heap on
+  // transparent huge pages (common/huge_pages.h: may execute this program
+  // again, once, before anything else happens).
+  if (argc > 1 && (std::strcmp(argv[1], "agent") == 0 || std::strcmp(argv[1], "sim") == 0)) {
+    gv::ReexecWithMallocHugePages(argv);
+  }
   CLI::App app{"grapevine: a gossip-disseminated cluster state service"};
   app.set_version_flag("--version", "grapevine 0.1.0");
   app.require_subcommand(1);

@@ -8,7 +8,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -313,6 +315,51 @@ TEST_CASE("the agents elect one broadcast root whose beacons shape a spanning tr
   REQUIRE(Put(survivors[0]->http(), "after-root/x", "y").ok());
   Status spread = WaitForValue(survivors, "after-root/x", "y");
   CHECK_MESSAGE(spread.ok(), spread.ToString());
+}
+
+TEST_CASE("an agent runs with its heap on transparent huge pages unless GLIBC_TUNABLES says otherwise") {
+  // The agent executes itself again with glibc.malloc.hugetlb=1 before it
+  // starts (common/huge_pages.h): same pid, so the harness's process is the
+  // one that answers, and its environment shows the tunable. The agents
+  // inherit this test's environment: start from none, put it back after.
+  struct RestoreTunables {
+    std::optional<std::string> saved;
+    RestoreTunables() {
+      if (const char* v = std::getenv("GLIBC_TUNABLES")) saved = v;
+      ::unsetenv("GLIBC_TUNABLES");
+    }
+    ~RestoreTunables() {
+      if (saved) {
+        ::setenv("GLIBC_TUNABLES", saved->c_str(), 1);
+      } else {
+        ::unsetenv("GLIBC_TUNABLES");
+      }
+    }
+  } restore;
+  const std::string modes = ReadFile("/sys/kernel/mm/transparent_hugepage/enabled");
+  const bool thp = modes.find("[madvise]") != std::string::npos || modes.find("[always]") != std::string::npos;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const std::string advised_state = "sanitizer", declined_state = "sanitizer";  // the agents are built alike
+#else
+  const std::string advised_state = thp ? "on" : "unavailable", declined_state = "off";
+#endif
+  Cluster cluster("hugepages");
+  // Starts an agent with this test's environment; checks what /v1/status
+  // reports and the GLIBC_TUNABLES the running process was executed with.
+  auto start_and_check = [&](const std::string& name, const std::string& state, const std::string& tunables) {
+    Agent& agent = cluster.AddAgent(name);
+    REQUIRE(cluster.Start(agent).ok());
+    auto status = AgentStatus(agent);
+    REQUIRE_MESSAGE(status.ok(), status.status().ToString());
+    CHECK((*status)["malloc_huge_pages"] == state);
+    const std::string proc = "/proc/" + std::to_string(agent.pid());
+    CHECK(ReadFile(proc + "/environ").find("GLIBC_TUNABLES=" + tunables + '\0') != std::string::npos);
+    CHECK(ReadFile(proc + "/comm") == "grapevine\n");  // not "exe": ps and pgrep still find it
+  };
+  start_and_check("advised", advised_state, "glibc.malloc.hugetlb=1");
+  // The user's own setting stands: kept as it is, no re-execution.
+  REQUIRE(::setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=0", 1) == 0);
+  start_and_check("declined", declined_state, "glibc.malloc.hugetlb=0");
 }
 
 }  // namespace
