@@ -44,6 +44,11 @@ class File {
   // means the kernel may have dropped the dirty data; callers must not retry
   // and assume success (see "fsyncgate").
   virtual Status Sync() = 0;
+  // Starts writing [offset, offset+length) back to disk without waiting
+  // (sync_file_range SYNC_FILE_RANGE_WRITE): a later Sync then has less
+  // left to wait for. Makes nothing durable and promises nothing; a writer
+  // of a large file calls it as it goes so the disk works while it encodes.
+  virtual Status StartWriteback(std::uint64_t offset, std::uint64_t length) = 0;
   // Reserves [offset, offset+length) on disk, extending the size if needed
   // (fallocate mode 0). The new range reads as zeros.
   virtual Status Allocate(std::uint64_t offset, std::uint64_t length) = 0;

@@ -61,6 +61,14 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  Status StartWriteback(std::uint64_t offset, std::uint64_t length) override {
+    if (fd_ < 0) return Status::IOError("sync_file_range " + path_ + ": file is closed");
+    if (::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(length), SYNC_FILE_RANGE_WRITE) != 0) {
+      return ErrnoStatus("sync_file_range", path_, errno);
+    }
+    return Status::Ok();
+  }
+
   Status Allocate(std::uint64_t offset, std::uint64_t length) override {
     if (fd_ < 0) return Status::IOError("fallocate " + path_ + ": file is closed");
     // posix_fallocate returns the error instead of setting errno.

@@ -50,6 +50,18 @@ TEST_CASE("mem fs: unsynced data and unsynced directory entries are lost in a cr
   CHECK_FALSE(f->WriteAt(0, "x").ok());
 }
 
+TEST_CASE("mem fs: starting writeback makes nothing durable and is no crash point") {
+  MemFileSystem fs;
+  auto f = Create(fs, "a");
+  REQUIRE(f->Sync().ok());
+  REQUIRE(fs.SyncDir(".").ok());
+  REQUIRE(f->WriteAt(0, "hello").ok());
+  CHECK(f->StartWriteback(0, 5).ok());
+  fs.SimulateCrash();
+  CHECK(Read(fs, "a").empty());  // only Sync makes data durable
+  CHECK_FALSE(f->StartWriteback(0, 5).ok());  // a handle from before the crash is dead
+}
+
 TEST_CASE("mem fs: a directory created without syncing its parent disappears") {
   MemFileSystem fs;
   REQUIRE(fs.CreateDir("d").ok());

@@ -34,6 +34,7 @@ TEST_CASE("posix fs: files, sync, allocate, truncate, rename, remove, list") {
   REQUIRE((*f)->Allocate(0, 8192).ok());
   CHECK(*(*f)->Size() == 8192);
   REQUIRE((*f)->WriteAt(100, "payload").ok());
+  CHECK((*f)->StartWriteback(0, 8192).ok());
   REQUIRE((*f)->Sync().ok());
   char buf[16] = {};
   auto n = (*f)->ReadAt(98, 9, buf);
