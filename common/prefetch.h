@@ -22,6 +22,7 @@ inline void PrefetchLine(const void* address) {
 
 // Every 64-byte line of [start, start + bytes).
 inline void PrefetchBytes(const void* start, std::size_t bytes) {
+  if (bytes == 0) return;
   const auto first = reinterpret_cast<std::uintptr_t>(start) & ~std::uintptr_t{63};
   const auto end = reinterpret_cast<std::uintptr_t>(start) + bytes;
   for (std::uintptr_t line = first; line < end; line += 64) __builtin_prefetch(reinterpret_cast<const void*>(line));
