@@ -10,7 +10,6 @@ json NodeIdsJson(const std::vector<NodeId>& ids) {
   return out;
 }
 
-json NodeIdsJson(const std::set<NodeId>& ids) { return NodeIdsJson(std::vector<NodeId>(ids.begin(), ids.end())); }
 json NodeIdsJson(const NodeSet& ids) { return NodeIdsJson(std::vector<NodeId>(ids.begin(), ids.end())); }
 
 json VersionVectorJson(const statestore::VersionVector& vv) {

@@ -6,7 +6,6 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
-#include <set>
 #include <vector>
 
 #include "common/node_id.h"
@@ -18,7 +17,6 @@
 namespace gv::daemon {
 
 nlohmann::json NodeIdsJson(const std::vector<NodeId>& ids);
-nlohmann::json NodeIdsJson(const std::set<NodeId>& ids);
 nlohmann::json NodeIdsJson(const NodeSet& ids);
 // {"<node id>": counter, ...}
 nlohmann::json VersionVectorJson(const statestore::VersionVector& vv);
