@@ -302,7 +302,7 @@ void BenchStore(const Config& c) {
   std::printf("\n== Part 2: the store (%zu keys, 16-byte keys, 100-byte values), medians of %d rounds ==\n", c.keys,
               c.rounds);
   PrintLoad("start of part 2");
-  std::printf("heap on transparent huge pages: %s (as the agent; GLIBC_TUNABLES=glibc.malloc.hugetlb=0 for off)\n",
+  std::printf("heap on transparent huge pages: %s (GLIBC_TUNABLES=glibc.malloc.hugetlb=1 for on; the agent runs off)\n",
               gv::MallocHugePagesState().c_str());
   const std::string data_dir = c.dir + "/snapshots";
   std::filesystem::remove_all(c.dir);
@@ -492,8 +492,6 @@ void BenchStore(const Config& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // As the agent runs (common/huge_pages.h); GLIBC_TUNABLES=glibc.malloc.hugetlb=0 measures without.
-  gv::ReexecWithMallocHugePages(argv);
   Config c;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -1,12 +1,14 @@
 // Transparent huge pages for the heap of a long-running, memory-heavy
-// process (the agent's store, the simulator, the snapshot benchmark).
+// process: `grapevine sim` uses it. (The agent does not: with three agents
+// on one host, snapshot catch-up got 2.5x slower with huge pages, although
+// the snapshot benchmark, one process, got faster: docs/benchmarks.md.)
 //
 // Why: those processes are bound by cache misses scattered over hundreds of
 // MiB of small allocations (a store of 1M keys is ~480 MiB in ~5 million
 // blocks). On 4 KiB pages nearly every such miss also misses the TLB, and
 // in a virtual machine a TLB miss walks two page tables (nested paging).
 // With 2 MiB pages the TLB covers the whole heap. Measured on this project's
-// 2-core VM: docs/benchmarks.md, "2026-12-06: the heap on huge pages".
+// 2-core VM: docs/simulation.md and docs/benchmarks.md, 2026-12-06.
 //
 // How: glibc's malloc advises the kernel to back its heap with huge pages
 // (madvise(MADV_HUGEPAGE), which takes effect where the system's THP mode is

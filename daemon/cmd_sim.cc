@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/huge_pages.h"
 #include "daemon/commands.h"
 #include "sim/overlay_scenarios.h"
 
@@ -64,6 +65,7 @@ int RunSim(SimFlags& flags) {
   }
   nlohmann::json report = std::move(result).value();
   report["wall_ms"] = wall_ms;
+  report["malloc_huge_pages"] = MallocHugePagesState();
   if (flags.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {

@@ -8,10 +8,12 @@
 #include "daemon/commands.h"
 
 int main(int argc, char** argv) {
-  // The two long-running, memory-heavy commands run with their heap on
-  // transparent huge pages (common/huge_pages.h: may execute this program
-  // again, once, before anything else happens).
-  if (argc > 1 && (std::strcmp(argv[1], "agent") == 0 || std::strcmp(argv[1], "sim") == 0)) {
+  // The simulator runs its heap on transparent huge pages
+  // (common/huge_pages.h: may execute this program again, once, before
+  // anything else happens). The agent does not: with three agents on one
+  // host its snapshot catch-up took 1.58 s instead of 0.64 s
+  // (docs/benchmarks.md, 2026-12-06).
+  if (argc > 1 && std::strcmp(argv[1], "sim") == 0) {
     gv::ReexecWithMallocHugePages(argv);
   }
   CLI::App app{"grapevine: a gossip-disseminated cluster state service"};
