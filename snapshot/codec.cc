@@ -37,7 +37,8 @@ constexpr std::uint64_t kKnownBits = kBitTombstone | kBitConflict;
 // Software prefetching of the entries ahead of the one being encoded (see
 // SnapshotEncoder::State::NextEntry): kTakeAhead entries are taken from the
 // cursor ahead of it (their item's lines prefetched), and the nearest
-// kPayloadAhead of those have their key, value and vector node prefetched too.
+// kPayloadAhead of those have their value and vector node prefetched too (keys
+// are read from the leaf, which the cursor has just walked).
 constexpr std::size_t kTakeAhead = 40;
 constexpr std::size_t kPayloadAhead = 20;
 constexpr std::size_t kRing = 64;  // power of two, > kTakeAhead
@@ -131,20 +132,21 @@ using Cursor = sst::KeyMap::Cursor;
 // view's tree, which the encoder's view keeps alive and nobody mutates
 // (persistent_map.h).
 struct Pending {
-  const std::string* key;
+  std::string_view key;  // in the leaf (persistent_map.h keeps keys there)
   const sst::KeyEntry* entry;
   const void* segment;  // PersistentMap segment: chunks never span two
 };
 
-// Walks a cursor in key order with software prefetching. The entries sit in
-// separate allocations in insertion order, so a key-order walk misses the
-// cache on each entry's item, key, value and vector node, and encoding an
-// entry is a dependency chain over those loads. So the loads are issued
-// ahead, in two stages: when an entry is taken from the cursor its item's
-// lines are prefetched (the cursor yields the item's address without reading
-// it); kTakeAhead - kPayloadAhead entries later, when the item has arrived,
-// the key and value bytes and the vector's first node it points to are
-// prefetched. Many misses are then in flight at once instead of one.
+// Walks a cursor in key order with software prefetching. The keys sit in
+// their leaf, one block per 64 entries, but each entry's item, value and
+// vector node are separate allocations in insertion order, so a key-order
+// walk misses the cache on each of them, and encoding an entry is a
+// dependency chain over those loads. So the loads are issued ahead, in two
+// stages: when an entry is taken from the cursor its item's lines are
+// prefetched (the cursor yields the item's address without reading it);
+// kTakeAhead - kPayloadAhead entries later, when the item has arrived, the
+// value bytes and the vector's first node it points to are prefetched. Many
+// misses are then in flight at once instead of one.
 class EntryStream {
  public:
   // one_segment: end at the end of the cursor's current segment (a worker
@@ -158,12 +160,11 @@ class EntryStream {
   // The next entry without taking it; nullptr at the end. Valid until Pop.
   const Pending* Peek() {
     while (taken_ < consumed_ + kTakeAhead && cursor_.valid()) {
-      const Pending p{&cursor_.key(), &cursor_.value(), cursor_.segment()};
+      const Pending p{cursor_.key(), &cursor_.value(), cursor_.segment()};
       if (only_ != nullptr && p.segment != only_) {
         cursor_ = Cursor();  // the segment ends here
         break;
       }
-      Prefetch(p.key);
       Prefetch(p.entry);
       Prefetch(&p.entry->vv);
       Prefetch(&p.entry->modify_index);
@@ -172,7 +173,6 @@ class EntryStream {
     }
     while (staged_ < taken_ && staged_ < consumed_ + kPayloadAhead) {
       const Pending& p = ring_[staged_++ % kRing];
-      Prefetch(p.key->data());
       const std::string& value = p.entry->value;
       if (!value.empty()) {
         Prefetch(value.data());
@@ -238,7 +238,7 @@ class ChunkBodyBuilder {
       const Pending* p = stream.Peek();
       if (p == nullptr || (count > 0 && p->segment != segment)) break;
       segment = p->segment;
-      Append(*p->key, *p->entry);
+      Append(p->key, *p->entry);
       stream.Pop();
       ++count;
     }
@@ -280,7 +280,7 @@ class ChunkBodyBuilder {
   }
 
   // Appends one entry to the chunk's columns.
-  void Append(const std::string& key, const sst::KeyEntry& entry) {
+  void Append(std::string_view key, const sst::KeyEntry& entry) {
     keys_ += key;
     values_ += entry.value;
     // The record in place: 9 fields and 2 per vector entry, each at most

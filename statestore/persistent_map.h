@@ -4,41 +4,46 @@
 //
 // Layout. Leaves hold up to kMaxLeafItems items sorted by key; internal nodes
 // hold up to kMaxChildren children and separators[i] <= every key of
-// children[i + 1] and > every key of children[i]. Nodes are held by
-// std::shared_ptr<Node> and items (key + value) by std::shared_ptr<Item>, so
-// copying a node copies pointers, never keys' values.
+// children[i + 1] and > every key of children[i]. A node is one fixed-size
+// block (its child or item pointers and its keys' lookup aids inline) plus one
+// block of key bytes; an item (key + value) is its own block. Nodes and items
+// are plain pointers: no reference counts.
 //
-// Copy-on-write rule (path copying). A write descends from the root; before it
-// touches a node it makes that node exclusively owned: a node may be mutated in
-// place only if it AND every ancestor on the path has use_count() == 1,
-// otherwise it is copied first (the copy then holds the only reference to
-// itself, and its children gain a second reference, so the rule propagates
-// downwards by itself: once a node is copied, each child it leads to is seen
-// as shared and is copied in turn). Items follow the same rule below their
-// leaf. A copy of the map (a view) holds the old root, so every node reachable
-// from a view has a shared ancestor and is never written again.
+// Ownership by epochs. Every map that is written (a "live" map) has a Domain.
+// A copy of a live map is a view: it pins the domain's current epoch P, and
+// the domain's epoch moves on to P + 1. Every node and item carries the epoch
+// it was made in, so:
+//   - an object made after the newest pinned epoch is reachable from the live
+//     tree only: a write changes it in place;
+//   - any other object may be reachable from a view: a write copies it first
+//     (path copying: the copy is new, so it is written in place; the children
+//     it shares with the old one are older, and are copied in turn when a
+//     write descends into them) and retires the old one.
+// Every object reachable from the live root belongs to the live tree, and
+// every retired object to the domain's retire list, exactly once. A retired
+// object was unlinked while the domain's epoch was E, so only views pinned
+// before E (epoch < E) can reach it: it is freed once no such view is left,
+// by the thread that releases the last of them (often an encoder thread, off
+// the store's thread), or by the domain when it goes.
 //
-// Why this is safe while another thread reads a view. Only the thread that
-// owns the map (the store's loop thread) writes nodes and creates references
-// into the live tree (copying the map, Capture). Another thread holds a view:
-// it can read nodes reachable from that view's root, copy the view (which
-// only adds references to nodes that are already shared) and drop references.
-// So when the owning thread observes use_count() == 1 on a node whose
-// ancestors are all exclusively owned, no other thread can reach that node
-// any more, and no other thread can start to reach it. The reference count is
-// decremented with release semantics by a thread that dropped its last view;
-// use_count() is a relaxed load, so an acquire fence after seeing 1 orders
-// that thread's earlier reads of the node before our writes to it. Seeing 2
-// when the other thread is just dropping its reference only causes a
-// needless copy.
+// Why. Copying a leaf used to copy 64 shared_ptrs: 64 atomic increments on
+// reference counts scattered over the heap, a cache miss each, plus five
+// allocations. It is now one allocation and a copy of contiguous memory, plus
+// the key bytes: the write path's tail while a snapshot is held (issue 5).
 //
-// Several threads may read one view at once (the parallel snapshot encoder
-// walks different segments of it): they only read, and take no references.
+// Threads. Only the thread that owns a live map writes it, copies it (makes
+// views) and destroys it. Any thread may read a view, copy it (the copy
+// shares the pin) and drop it. The owner reads the newest pinned epoch with
+// acquire ordering, and a view's release publishes it with release ordering
+// (under the domain's mutex), so a reader's reads of a node happen before the
+// owner writes that node in place. Retiring and freeing take the mutex.
 //
-// Single writer: the owning map and its views must not be mutated from two
-// threads; views are never mutated (only the owning map's non-const methods
-// write). Cursors hold raw pointers: valid while the map they came from is
-// alive and unchanged (a view's cursor stays valid for the view's lifetime).
+// Views are read-only. A write to a view (or to a copy of one) first turns it
+// into a live map of its own by copying every item (O(n)); the store never
+// does that on a path that matters (Install from a const snapshot).
+//
+// Cursors hold raw pointers: valid while the map they came from is alive and
+// unchanged (a view's cursor stays valid for the view's lifetime).
 #pragma once
 
 #include <algorithm>
@@ -47,26 +52,36 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
+#include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "common/prefetch.h"
 
 namespace gv::statestore {
 
 template <typename V>
 class PersistentMap {
  public:
+  // A value and the epoch it was made in. Its key lives in its leaf only
+  // (Node::keys): copying an item on a write while a view is held then
+  // allocates no key, and a walk in key order reads keys from the leaf.
   struct Item {
-    Item(std::string k, V v) : key(std::move(k)), value(std::move(v)) {}
-    std::string key;
+    Item(std::uint64_t made_in, V v) : epoch(made_in), value(std::move(v)) {}
+    std::uint64_t epoch;  // the domain's epoch when made (see the header comment)
     V value;
   };
 
   // Fan-out: 64 keeps a 1M-key tree 4 levels deep and a copied leaf at 64
-  // pointers (1 KiB of atomic increments and one allocation per first write
-  // to a leaf while a view is held).
+  // pointers (one allocation and 512 bytes per first write to a leaf while a
+  // view is held).
   static constexpr std::size_t kMaxLeafItems = 64;
   static constexpr std::size_t kMaxChildren = 64;
   // A node under this size after an erase merges with a neighbour when the
@@ -76,23 +91,49 @@ class PersistentMap {
   static constexpr std::size_t kBuildFill = 48;
 
  private:
-  struct Node;
-  using NodePtr = std::shared_ptr<Node>;
-  using ItemPtr = std::shared_ptr<Item>;
+  // A node holds one entry more than its maximum between an insert and the
+  // split that follows it.
+  static constexpr std::size_t kSlots = kMaxLeafItems + 1;
+  static_assert(kMaxChildren == kMaxLeafItems, "one slot array serves both node kinds");
 
-  // An internal node's separator keys (and a leaf's keys), stored flat: the keys concatenated
-  // in one string and their end offsets in one vector. Copying a node (path
-  // copying while a snapshot is held) then allocates twice and copies two
-  // contiguous blocks, where a vector of strings allocated and copied every
-  // key from its own heap block, a cache miss each (the write path's tail);
-  // a lookup's binary search also reads one block instead of chasing a
-  // pointer per probe.
+  struct Node;
+  // A node's keys (a leaf's item keys, an internal node's separators), stored
+  // flat inside the node: the keys' bytes concatenated, their end offsets and
+  // their lookup heads. Copying a node (path copying while a snapshot is
+  // held) then copies contiguous memory and allocates nothing unless the keys
+  // outgrow kInlineKeyBytes (they move to one heap block then); a lookup's
+  // binary search reads the node alone.
   class Separators {
    public:
-    std::size_t size() const { return ends_.size(); }
+    // 24 bytes a key at 64 keys: 16-byte keys never leave the node.
+    static constexpr std::size_t kInlineKeyBytes = 1536;
+
+    Separators() = default;
+    Separators(const Separators& other) : size_(other.size_), prefix_(other.prefix_), bytes_size_(other.bytes_size_) {
+      if (bytes_size_ > kInlineKeyBytes) {
+        heap_capacity_ = bytes_size_;
+        heap_ = new char[heap_capacity_];
+      }
+      std::memcpy(data(), other.data(), bytes_size_);
+      std::copy_n(other.ends_.begin(), size_, ends_.begin());
+      std::copy_n(other.heads_.begin(), size_, heads_.begin());
+    }
+    Separators& operator=(const Separators&) = delete;
+    ~Separators() { delete[] heap_; }
+    // Prefetches what the copy constructor reads from this and writes to `to`.
+    void PrefetchCopyTo(Separators* to) const {
+      PrefetchBytes(ends_.data(), size_ * sizeof(ends_[0]));
+      PrefetchBytes(heads_.data(), size_ * sizeof(heads_[0]));
+      PrefetchBytes(data(), bytes_size_);
+      PrefetchBytesForWrite(to->ends_.data(), size_ * sizeof(ends_[0]));
+      PrefetchBytesForWrite(to->heads_.data(), size_ * sizeof(heads_[0]));
+      PrefetchBytesForWrite(to->inline_, std::min<std::size_t>(bytes_size_, kInlineKeyBytes));
+    }
+
+    std::size_t size() const { return size_; }
     std::string_view operator[](std::size_t i) const {
       const std::size_t begin = Begin(i);
-      return std::string_view(bytes_.data() + begin, ends_[i] - begin);
+      return std::string_view(data() + begin, ends_[i] - begin);
     }
     // The number of keys below `key` (upper = false) or not above it
     // (upper = true). Keys are kept sorted and unique by the tree.
@@ -102,7 +143,7 @@ class PersistentMap {
       // Every key starts with the first prefix_ bytes of key 0: a key that
       // differs there sorts before or after all of them.
       const std::size_t shared = std::min<std::size_t>(prefix_, key.size());
-      const int c = std::char_traits<char>::compare(key.data(), bytes_.data(), shared);
+      const int c = std::char_traits<char>::compare(key.data(), data(), shared);
       if (c != 0) return c < 0 ? 0 : n;
       if (key.size() < prefix_) return 0;  // a proper prefix of every key
       const std::uint64_t head = HeadOf(key, prefix_);
@@ -127,7 +168,10 @@ class PersistentMap {
     }
     void Insert(std::size_t i, std::string_view key) {
       InsertBytes(i, key);
-      heads_.insert(heads_.begin() + static_cast<std::ptrdiff_t>(i), 0);
+      std::copy_backward(heads_.begin() + static_cast<std::ptrdiff_t>(i),
+                         heads_.begin() + static_cast<std::ptrdiff_t>(size_ - 1),
+                         heads_.begin() + static_cast<std::ptrdiff_t>(size_));
+      heads_[i] = 0;
       // Only a new first or last key can shorten the common prefix.
       if ((i == 0 || i + 1 == size()) && RefreshPrefix()) return;
       heads_[i] = HeadOf(key, prefix_);
@@ -136,33 +180,31 @@ class PersistentMap {
     void Erase(std::size_t i) {
       const std::size_t begin = Begin(i);
       const std::size_t length = ends_[i] - begin;
-      bytes_.erase(begin, length);
-      ends_.erase(ends_.begin() + static_cast<std::ptrdiff_t>(i));
-      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] -= static_cast<std::uint32_t>(length);
-      heads_.erase(heads_.begin() + static_cast<std::ptrdiff_t>(i));
+      std::memmove(data() + begin, data() + begin + length, bytes_size_ - begin - length);
+      bytes_size_ -= static_cast<std::uint32_t>(length);
+      for (std::size_t j = i; j + 1 < size_; ++j) {
+        ends_[j] = ends_[j + 1] - static_cast<std::uint32_t>(length);
+        heads_[j] = heads_[j + 1];
+      }
+      --size_;
       if (i == 0 || i == size()) RefreshPrefix();
     }
     // Keeps the first n.
     void Truncate(std::size_t n) {
-      bytes_.resize(Begin(n));
-      ends_.resize(n);
-      heads_.resize(n);
+      bytes_size_ = static_cast<std::uint32_t>(Begin(n));
+      size_ = static_cast<std::uint32_t>(n);
       RefreshPrefix();
     }
     // Appends other[from, other.size()).
     void AppendFrom(const Separators& other, std::size_t from) {
-      for (std::size_t i = from; i < other.size(); ++i) {
-        InsertBytes(size(), other[i]);
-        heads_.push_back(0);
-      }
+      for (std::size_t i = from; i < other.size(); ++i) InsertBytes(size(), other[i]);
       RefreshPrefix(/*recompute=*/true);
     }
     // "" when the lookup aids agree with the keys (CheckInvariants).
     std::string Check() const {
-      if (heads_.size() != size()) return "separator heads count mismatch";
       for (std::size_t i = 0; i < size(); ++i) {
         const std::string_view key = (*this)[i];
-        if (key.size() < prefix_ || key.substr(0, prefix_) != std::string_view(bytes_.data(), prefix_)) {
+        if (key.size() < prefix_ || key.substr(0, prefix_) != std::string_view(data(), prefix_)) {
           return "key " + std::string(key) + " lacks its node's common prefix";
         }
         if (heads_[i] != HeadOf(key, prefix_)) return "stale head for key " + std::string(key);
@@ -171,12 +213,31 @@ class PersistentMap {
     }
 
    private:
+    char* data() { return heap_ != nullptr ? heap_ : inline_; }
+    const char* data() const { return heap_ != nullptr ? heap_ : inline_; }
+    // Room for `bytes` key bytes (doubling on the heap past the inline room).
+    void Reserve(std::size_t bytes) {
+      const std::size_t capacity = heap_ != nullptr ? heap_capacity_ : kInlineKeyBytes;
+      if (bytes <= capacity) return;
+      const std::size_t grown = std::max(bytes, 2 * capacity);
+      char* block = new char[grown];
+      std::memcpy(block, data(), bytes_size_);
+      delete[] heap_;
+      heap_ = block;
+      heap_capacity_ = static_cast<std::uint32_t>(grown);
+    }
     std::size_t Begin(std::size_t i) const { return i == 0 ? 0 : ends_[i - 1]; }
+    // Inserts key i's bytes and end offset (its head is the caller's).
     void InsertBytes(std::size_t i, std::string_view key) {
+      if (size_ >= kSlots) std::abort();  // the tree splits before this: a broken invariant
       const std::size_t at = Begin(i);
-      bytes_.insert(at, key);
-      ends_.insert(ends_.begin() + static_cast<std::ptrdiff_t>(i), static_cast<std::uint32_t>(at));
-      for (std::size_t j = i; j < ends_.size(); ++j) ends_[j] += static_cast<std::uint32_t>(key.size());
+      Reserve(bytes_size_ + key.size());
+      std::memmove(data() + at + key.size(), data() + at, bytes_size_ - at);
+      if (!key.empty()) std::memcpy(data() + at, key.data(), key.size());
+      bytes_size_ += static_cast<std::uint32_t>(key.size());
+      for (std::size_t j = size_; j > i; --j) ends_[j] = ends_[j - 1] + static_cast<std::uint32_t>(key.size());
+      ends_[i] = static_cast<std::uint32_t>(at + key.size());
+      ++size_;
     }
     // Bytes [prefix, prefix + 8) of `key`, big-endian, zero-padded: unequal
     // heads order two keys with that prefix as the keys do (a padded zero
@@ -203,44 +264,319 @@ class PersistentMap {
       for (std::size_t i = 0; i < size(); ++i) heads_[i] = HeadOf((*this)[i], prefix_);
       return true;
     }
-    std::string bytes_;
-    std::vector<std::uint32_t> ends_;  // keys are <= 1 KiB, 63 to a node: far below 4 GiB
-    // Lookup aids: every key starts with bytes_[0, prefix_) (the keys' common
+    std::uint32_t size_ = 0;
+    // Lookup aids: every key starts with key bytes [0, prefix_) (the keys' common
     // prefix), and heads_[i] is HeadOf(key i, prefix_). A binary search then
     // compares one integer per probe and reads the keys' bytes only on a tie
     // (keys under one prefix, "config/app/…", share their first bytes, which
     // made every probe a memcmp call over the same prefix).
     std::uint32_t prefix_ = 0;
-    std::vector<std::uint64_t> heads_;
+    // [0, size_) are set. Keys are <= 1 KiB, 65 to a node: offsets fit 32 bits.
+    std::array<std::uint32_t, kSlots> ends_;
+    std::array<std::uint64_t, kSlots> heads_;
+    // The keys' bytes: inline_ until they outgrow it, then heap_.
+    std::uint32_t bytes_size_ = 0;
+    std::uint32_t heap_capacity_ = 0;
+    char* heap_ = nullptr;
+    char inline_[kInlineKeyBytes];
   };
 
   struct Node {
+    std::uint64_t epoch = 0;  // the domain's epoch when made (see the header comment)
     bool leaf = true;
-    std::vector<ItemPtr> items;     // leaf only: sorted by key, unique
-    // Leaf only: keys[i] == items[i]->key, flat, so a lookup's binary search
-    // reads one block instead of an item and its key's heap block per probe
-    // (two cache misses each: the store's hottest path under writes).
+    std::uint32_t count = 0;  // items (leaf) or children (internal)
+    // [0, count) are set: items (leaf) or children (internal, count >= 1).
+    union Slot {
+      Item* item;
+      Node* child;
+    };
+    std::array<Slot, kSlots> slots;
+    // Leaf: the items' keys (keys[i] is item i's). Internal: count - 1 separators.
     Separators keys;
-    std::vector<NodePtr> children;  // internal only: >= 1
-    Separators separators;          // internal only: children.size() - 1
+
+    Node(std::uint64_t made_in, bool is_leaf) : epoch(made_in), leaf(is_leaf) {}
+    // A copy made in `made_in`, sharing the children or items.
+    Node(std::uint64_t made_in, const Node& other)
+        : epoch(made_in), leaf(other.leaf), count(other.count), keys(other.keys) {
+      std::copy_n(other.slots.begin(), count, slots.begin());
+    }
+    // Prefetches every line a copy of this node into `block` reads and
+    // writes, so that their misses overlap instead of following one another
+    // through the copy (a first write to a leaf while a view is held; the
+    // old leaf is cold, and so is the block it is copied to).
+    void PrefetchCopyTo(void* block) const {
+      Node* to = static_cast<Node*>(block);
+      PrefetchBytes(this, offsetof(Node, slots) + count * sizeof(Slot));
+      PrefetchBytesForWrite(to, offsetof(Node, slots) + count * sizeof(Slot));
+      keys.PrefetchCopyTo(&to->keys);
+    }
+    Item*& item(std::size_t i) { return slots[i].item; }
+    const Item* item(std::size_t i) const { return slots[i].item; }
+    Node*& child(std::size_t i) { return slots[i].child; }
+    const Node* child(std::size_t i) const { return slots[i].child; }
+    // Opens slot i (moving [i, count) one up).
+    void OpenSlot(std::size_t i) {
+      if (count >= kSlots) std::abort();  // the tree splits before this: a broken invariant
+      std::copy_backward(slots.begin() + static_cast<std::ptrdiff_t>(i),
+                         slots.begin() + static_cast<std::ptrdiff_t>(count),
+                         slots.begin() + static_cast<std::ptrdiff_t>(count + 1));
+      ++count;
+    }
+    void CloseSlot(std::size_t i) {
+      std::copy(slots.begin() + static_cast<std::ptrdiff_t>(i + 1), slots.begin() + static_cast<std::ptrdiff_t>(count),
+                slots.begin() + static_cast<std::ptrdiff_t>(i));
+      --count;
+    }
+  };
+
+  // The epochs, the pinned views, the retired objects and the node memory of
+  // one live map (and of its views, which keep it alive). See the header
+  // comment.
+  class Domain {
+   public:
+    Domain() = default;
+    Domain(const Domain&) = delete;
+    Domain& operator=(const Domain&) = delete;
+    ~Domain() {
+      // No view is left (each holds the domain) and the live map is gone.
+      NodeChain discarded;
+      for (const Retired& retired : retired_) Free(retired, discarded);
+      for (void* slab : slabs_) ::operator delete(slab);
+    }
+
+    // The epoch objects are made in now. Owner thread.
+    std::uint64_t epoch() const { return epoch_.load(std::memory_order_relaxed); }
+    // Whether `made_in` is after every pinned epoch: then no view can reach
+    // the object and the owner may write it in place. Owner thread.
+    bool Exclusive(std::uint64_t made_in) const { return made_in > newest_pin_.load(std::memory_order_acquire); }
+
+    // Pins the current epoch for a new view and starts the next one. Owner thread.
+    std::uint64_t Pin() {
+      std::lock_guard<std::mutex> lock(mu_);
+      const std::uint64_t pinned = epoch_.load(std::memory_order_relaxed);
+      ++pins_[pinned];
+      newest_pin_.store(pinned, std::memory_order_release);
+      epoch_.store(pinned + 1, std::memory_order_relaxed);
+      return pinned;
+    }
+    // A view pinned at `pinned` is gone: frees what no remaining view can
+    // reach. Any thread.
+    void Unpin(std::uint64_t pinned) {
+      std::vector<Retired> ready;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = pins_.find(pinned);
+        if (it != pins_.end() && --it->second == 0) pins_.erase(it);
+        newest_pin_.store(pins_.empty() ? 0 : pins_.rbegin()->first, std::memory_order_release);
+        TakeFreeable(ready);
+      }
+      NodeChain freed;
+      for (const Retired& retired : ready) Free(retired, freed);
+      if (freed.head != nullptr) {
+        std::lock_guard<std::mutex> lock(mu_);
+        freed.tail->next = shared_free_;
+        shared_free_ = freed.head;
+      }
+    }
+
+    // Objects waiting for views to go (test support).
+    std::size_t RetiredCount() {
+      std::lock_guard<std::mutex> lock(mu_);
+      return retired_.size();
+    }
+
+    // Unlinked from the live tree by the owner: a node alone (not its
+    // children), an item, or a whole tree (the live map went away).
+    void RetireNode(Node* node) { Retire(Retired{node, Kind::kNode, 0}); }
+    void RetireItem(Item* item) { Retire(Retired{item, Kind::kItem, 0}); }
+    void RetireTree(Node* root) { Retire(Retired{root, Kind::kTree, 0}); }
+
+    // Node memory. Nodes are one size (about 3 KiB, over glibc's per-thread
+    // cache limit, so malloc would take its slow path and consolidate its
+    // fast bins on every copy); they come from slabs of this domain and go
+    // back to a free list. Owner thread, except as noted.
+    template <typename... Args>
+    Node* NewNode(Args&&... args) {
+      return new (AllocateNode()) Node(std::forward<Args>(args)...);
+    }
+    // Room for one node, to be constructed with placement new.
+    void* AllocateNode() {
+      if (free_ == nullptr) {
+        std::lock_guard<std::mutex> lock(mu_);
+        free_ = std::exchange(shared_free_, nullptr);  // what other threads freed
+      }
+      void* block;
+      if (free_ != nullptr) {
+        block = free_;
+        free_ = free_->next;
+      } else {
+        if (slab_left_ == 0) {
+          slabs_.push_back(::operator new(sizeof(Node) * kNodesPerSlab));
+          slab_next_ = static_cast<char*>(slabs_.back());
+          slab_left_ = kNodesPerSlab;
+        }
+        block = slab_next_;
+        slab_next_ += sizeof(Node);
+        --slab_left_;
+      }
+      return block;
+    }
+    // Every node and item under `node` (a builder's leaves). Owner thread.
+    void DeleteTree(Node* node) {
+      NodeChain chain;
+      FreeTree(node, chain);
+      chain.tail->next = free_;
+      free_ = chain.head;
+    }
+    // `node` alone, unlinked and unreachable from any view.
+    void DeleteNode(Node* node) {
+      NodeChain chain;
+      chain.Add(node);
+      chain.tail->next = free_;
+      free_ = chain.head;
+    }
+
+   private:
+    static constexpr std::size_t kNodesPerSlab = 128;
+    // A freed node's block, linked into a free list.
+    struct FreeBlock {
+      FreeBlock* next;
+    };
+    static_assert(sizeof(Node) >= sizeof(FreeBlock));
+    struct NodeChain {
+      FreeBlock* head = nullptr;
+      FreeBlock* tail = nullptr;
+      void Add(Node* node) {
+        node->~Node();
+        auto* block = reinterpret_cast<FreeBlock*>(node);
+        block->next = head;
+        head = block;
+        if (tail == nullptr) tail = block;
+      }
+    };
+
+    enum class Kind : std::uint8_t { kNode, kItem, kTree };
+    struct Retired {
+      void* object;
+      Kind kind;
+      std::uint64_t epoch;  // the domain's epoch when unlinked
+    };
+    // Frees every node and item reachable from `node`; the nodes go to `chain`.
+    static void FreeTree(Node* node, NodeChain& chain) {
+      if (node->leaf) {
+        for (std::size_t i = 0; i < node->count; ++i) delete node->item(i);
+      } else {
+        for (std::size_t i = 0; i < node->count; ++i) FreeTree(node->child(i), chain);
+      }
+      chain.Add(node);
+    }
+    static void Free(const Retired& retired, NodeChain& chain) {
+      switch (retired.kind) {
+        case Kind::kNode: chain.Add(static_cast<Node*>(retired.object)); break;
+        case Kind::kItem: delete static_cast<Item*>(retired.object); break;
+        case Kind::kTree: FreeTree(static_cast<Node*>(retired.object), chain); break;
+      }
+    }
+    // Owner thread.
+    void Retire(Retired retired) {
+      retired.epoch = epoch();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        // A view released since the owner looked: nothing can reach it.
+        if (!pins_.empty()) {
+          retired_.push_back(retired);
+          return;
+        }
+      }
+      NodeChain chain;
+      Free(retired, chain);
+      if (chain.head != nullptr) {
+        chain.tail->next = free_;
+        free_ = chain.head;
+      }
+    }
+    // Moves out the retired objects no pinned view can reach: those unlinked
+    // in an epoch at or before the oldest pin (the list is in epoch order).
+    void TakeFreeable(std::vector<Retired>& ready) {
+      const std::uint64_t oldest = pins_.empty() ? std::numeric_limits<std::uint64_t>::max() : pins_.begin()->first;
+      std::size_t n = 0;
+      while (n < retired_.size() && retired_[n].epoch <= oldest) ++n;
+      if (n == 0) return;
+      ready.assign(retired_.begin(), retired_.begin() + static_cast<std::ptrdiff_t>(n));
+      retired_.erase(retired_.begin(), retired_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
+
+    std::atomic<std::uint64_t> epoch_{1};
+    std::atomic<std::uint64_t> newest_pin_{0};  // 0: no view
+    std::mutex mu_;
+    std::map<std::uint64_t, std::size_t> pins_;  // pinned epoch -> views sharing it; under mu_
+    // In epoch order; under mu_. A deque: growing it never copies it (a
+    // snapshot held under writes retires an object per copy, 100,000s).
+    std::deque<Retired> retired_;
+    FreeBlock* shared_free_ = nullptr;           // nodes freed by Unpin (any thread); under mu_
+    // The owner's: free nodes, and the slabs they all come from.
+    FreeBlock* free_ = nullptr;
+    std::vector<void*> slabs_;
+    char* slab_next_ = nullptr;
+    std::size_t slab_left_ = 0;
+  };
+
+  // A view's pin: shared by the view and its copies; the last one unpins.
+  class PinHandle {
+   public:
+    explicit PinHandle(std::shared_ptr<Domain> domain) : domain_(std::move(domain)), epoch_(domain_->Pin()) {}
+    ~PinHandle() { domain_->Unpin(epoch_); }
+    PinHandle(const PinHandle&) = delete;
+    PinHandle& operator=(const PinHandle&) = delete;
+
+   private:
+    std::shared_ptr<Domain> domain_;
+    std::uint64_t epoch_;
   };
 
  public:
   PersistentMap() = default;
-  PersistentMap(const PersistentMap&) = default;             // O(1): shares the tree
-  PersistentMap& operator=(const PersistentMap&) = default;  // O(1)
-  PersistentMap(PersistentMap&& other) noexcept : root_(std::move(other.root_)), size_(other.size_) {
-    other.size_ = 0;
+  // O(1). A copy of a live map is a view pinning its current state; a copy
+  // of a view shares its pin. Copying a live map is its owner thread's.
+  PersistentMap(const PersistentMap& other) : root_(other.root_), size_(other.size_) {
+    if (other.pin_) {
+      pin_ = other.pin_;
+    } else if (other.root_ != nullptr) {
+      pin_ = std::make_shared<PinHandle>(other.domain_);
+    }
   }
-  PersistentMap& operator=(PersistentMap&& other) noexcept {
-    root_ = std::move(other.root_);
-    size_ = other.size_;
-    other.size_ = 0;
+  PersistentMap& operator=(const PersistentMap& other) {
+    if (this != &other) *this = PersistentMap(other);
     return *this;
   }
+  PersistentMap(PersistentMap&& other) noexcept
+      : root_(std::exchange(other.root_, nullptr)),
+        size_(std::exchange(other.size_, 0)),
+        domain_(std::move(other.domain_)),
+        pin_(std::move(other.pin_)) {}
+  PersistentMap& operator=(PersistentMap&& other) noexcept {
+    if (this != &other) {
+      Release();
+      root_ = std::exchange(other.root_, nullptr);
+      size_ = std::exchange(other.size_, 0);
+      domain_ = std::move(other.domain_);
+      pin_ = std::move(other.pin_);
+    }
+    return *this;
+  }
+  ~PersistentMap() { Release(); }
 
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
+  // A view (a copy): read-only, a write first copies every item (O(n)).
+  bool is_view() const { return pin_ != nullptr; }
+
+  // A live map of its own holding copies of every item (O(n)).
+  PersistentMap Clone() const {
+    Builder builder;
+    for (auto cursor = Begin(); cursor.valid(); cursor.Next()) (void)builder.Append(cursor.key(), cursor.value());
+    return std::move(builder).Finish();
+  }
 
   // The route of a lookup (child index per internal level, then the leaf
   // position), so a write that follows a read descends without comparing
@@ -255,14 +591,14 @@ class PersistentMap {
   };
 
   const V* Find(std::string_view key, Path* path = nullptr) const {
-    const Node* node = root_.get();
+    const Node* node = root_;
     if (node == nullptr) return nullptr;
     std::size_t depth = 0;
     while (!node->leaf) {
       const std::size_t index = ChildIndex(*node, key);
       if (path != nullptr && depth < Path::kMaxDepth) path->child[depth] = static_cast<std::uint32_t>(index);
       ++depth;
-      node = node->children[index].get();
+      node = node->child(index);
     }
     const std::size_t pos = LeafPosition(*node, key);
     const bool found = pos < node->keys.size() && node->keys[pos] == key;
@@ -272,7 +608,7 @@ class PersistentMap {
       path->found = found;
       path->complete = depth <= Path::kMaxDepth;
     }
-    return found ? &node->items[pos]->value : nullptr;
+    return found ? &node->item(pos)->value : nullptr;
   }
 
   // The value at a found `path` (from Find(key, &path) on this map, with no
@@ -280,14 +616,16 @@ class PersistentMap {
   // next call on this map.
   V* MutableAt(const Path& path, std::string_view key) {
     if (!path.found) return nullptr;
+    const bool was_view = MakeLive();  // a view's path does not fit its copy
+    const bool by_key = was_view || !path.complete;
     Node* node = &Own(root_);
+    std::size_t position = path.position;
     for (std::size_t level = 0; !node->leaf; ++level) {
-      const std::size_t index = path.complete ? path.child[level] : ChildIndex(*node, key);
-      node = &Own(node->children[index]);
+      const std::size_t index = by_key ? ChildIndex(*node, key) : path.child[level];
+      node = &Own(node->child(index));
     }
-    ItemPtr& item = node->items[path.position];
-    OwnItem(item);
-    return &item->value;
+    if (by_key) position = LeafPosition(*node, key);
+    return &OwnItem(node->item(position)).value;
   }
 
   // The value of `key` made exclusively owned, or nullptr if absent (then
@@ -300,46 +638,53 @@ class PersistentMap {
 
   // Inserts at a not-found `path` (from Find(key, &path) on this map, with
   // no write in between).
-  void InsertAt(const Path& path, std::string key, V value) {
-    if (!root_) root_ = std::make_shared<Node>();
+  void InsertAt(const Path& path, std::string_view key, V value) {
+    const bool was_view = MakeLive();
+    const bool by_key = was_view || !path.complete;
+    if (!domain_) domain_ = std::make_shared<Domain>();
+    if (root_ == nullptr) root_ = domain_->NewNode(domain_->epoch(), /*is_leaf=*/true);
     Split split;
-    InsertInto(Own(root_), std::move(key), std::move(value), split, path.complete ? &path : nullptr, 0);
-    if (split.right) {
-      auto new_root = std::make_shared<Node>();
-      new_root->leaf = false;
-      new_root->children = {std::move(root_), std::move(split.right)};
-      new_root->separators.PushBack(split.separator);
-      root_ = std::move(new_root);
+    InsertInto(Own(root_), key, std::move(value), split, by_key ? nullptr : &path, 0);
+    if (split.right != nullptr) {
+      Node* new_root = domain_->NewNode(domain_->epoch(), /*is_leaf=*/false);
+      new_root->count = 2;
+      new_root->child(0) = root_;
+      new_root->child(1) = split.right;
+      new_root->keys.PushBack(split.separator);
+      root_ = new_root;
     }
     ++size_;
   }
 
   // Inserts key -> value if key is absent; false (and no change) if present.
-  bool Insert(std::string key, V value) {
+  bool Insert(std::string_view key, V value) {
     Path path;
     if (Find(key, &path) != nullptr) return false;
-    InsertAt(path, std::move(key), std::move(value));
+    InsertAt(path, key, std::move(value));
     return true;
   }
 
   // Removes key; false if absent (then nothing is copied).
   bool Erase(std::string_view key) {
     if (Find(key) == nullptr) return false;
+    MakeLive();
     EraseFrom(Own(root_), key);
     --size_;
     // A root with one child adds a level for nothing.
-    while (!root_->leaf && root_->children.size() == 1) {
-      NodePtr child = root_->children[0];
-      root_ = std::move(child);
+    while (!root_->leaf && root_->count == 1) {
+      Node* child = root_->child(0);
+      Discard(root_);
+      root_ = child;
     }
     return true;
   }
 
-  // Calls fn(key, V&) on every item in key order, each made exclusively owned
+  // Calls fn(std::string_view key, V&) on every item in key order, each made exclusively owned
   // (a held view keeps its own copies).
   template <typename Fn>
   void ForEachMutable(Fn&& fn) {
-    if (!root_) return;
+    if (root_ == nullptr) return;
+    MakeLive();
     ForEachMutableIn(Own(root_), fn);
   }
 
@@ -347,8 +692,9 @@ class PersistentMap {
   class Cursor {
    public:
     bool valid() const { return !path_.empty(); }
-    const std::string& key() const { return Top().node->items[Top().index]->key; }
-    const V& value() const { return Top().node->items[Top().index]->value; }
+    // In the leaf: valid as long as the cursor is.
+    std::string_view key() const { return Top().node->keys[Top().index]; }
+    const V& value() const { return Top().node->item(Top().index)->value; }
     void Next() {
       ++path_.back().index;
       Settle();
@@ -371,9 +717,9 @@ class PersistentMap {
         const Node* node = path_.back().node;
         const std::size_t index = path_.back().index;
         if (node->leaf) {
-          if (index < node->items.size()) return;
-        } else if (index < node->children.size()) {
-          path_.push_back(Step{node->children[index].get(), 0});
+          if (index < node->count) return;
+        } else if (index < node->count) {
+          path_.push_back(Step{node->child(index), 0});
           continue;
         }
         path_.pop_back();
@@ -385,8 +731,8 @@ class PersistentMap {
 
   Cursor Begin() const {
     Cursor cursor;
-    if (root_) {
-      cursor.path_.push_back(typename Cursor::Step{root_.get(), 0});
+    if (root_ != nullptr) {
+      cursor.path_.push_back(typename Cursor::Step{root_, 0});
       cursor.Settle();
     }
     return cursor;
@@ -394,12 +740,12 @@ class PersistentMap {
   // The first item whose key is >= key.
   Cursor LowerBound(std::string_view key) const {
     Cursor cursor;
-    const Node* node = root_.get();
+    const Node* node = root_;
     if (node == nullptr) return cursor;
     while (!node->leaf) {
       const std::size_t index = ChildIndex(*node, key);
       cursor.path_.push_back(typename Cursor::Step{node, index});
-      node = node->children[index].get();
+      node = node->child(index);
     }
     cursor.path_.push_back(typename Cursor::Step{node, LeafPosition(*node, key)});
     cursor.Settle();
@@ -419,7 +765,7 @@ class PersistentMap {
   };
   std::vector<SegmentStart> Segments() const {
     std::vector<SegmentStart> out;
-    if (!root_) return out;
+    if (root_ == nullptr) return out;
     std::vector<typename Cursor::Step> path;
     CollectSegments(*root_, path, out);
     return out;
@@ -427,66 +773,106 @@ class PersistentMap {
 
   // Builds a map in O(n) from items appended in strictly increasing key order
   // (snapshot restore). Append refuses an out-of-order or duplicate key.
+  // Leaves are filled to kBuildFill as items come; Finish builds the levels
+  // above them.
   class Builder {
    public:
-    bool Append(std::string key, V value) {
-      if (!items_.empty() && !(items_.back()->key < key)) return false;
-      items_.push_back(std::make_shared<Item>(std::move(key), std::move(value)));
+    Builder() : domain_(std::make_shared<Domain>()) {}
+    Builder(const Builder&) = delete;
+    Builder& operator=(const Builder&) = delete;
+    Builder(Builder&&) noexcept = default;
+    Builder& operator=(Builder&&) = delete;
+    ~Builder() {
+      for (Node* leaf : leaves_) domain_->DeleteTree(leaf);
+    }
+
+    bool Append(std::string_view key, V value) {
+      Node* leaf = leaves_.empty() ? nullptr : leaves_.back();
+      if (leaf != nullptr && !(leaf->keys[leaf->count - 1] < key)) return false;
+      if (leaf == nullptr || leaf->count == kBuildFill) {
+        leaf = domain_->NewNode(domain_->epoch(), /*is_leaf=*/true);
+        leaves_.push_back(leaf);
+      }
+      leaf->keys.PushBack(key);
+      leaf->item(leaf->count++) = new Item(domain_->epoch(), std::move(value));
+      ++size_;
       return true;
     }
-    std::size_t size() const { return items_.size(); }
-    const std::string* last_key() const { return items_.empty() ? nullptr : &items_.back()->key; }
+    std::size_t size() const { return size_; }
+    // The last key appended, if any (valid until the next call).
+    std::optional<std::string_view> last_key() const {
+      if (leaves_.empty()) return std::nullopt;
+      return leaves_.back()->keys[leaves_.back()->count - 1];
+    }
 
     PersistentMap Finish() && {
       PersistentMap map;
-      map.size_ = items_.size();
-      if (items_.empty()) return map;
-      // Level 0: leaves, each with its smallest key; then internal levels
-      // until one node is left. Nodes of a level are filled evenly.
-      std::vector<std::pair<NodePtr, std::string>> level;
-      const std::size_t leaves = (items_.size() + kBuildFill - 1) / kBuildFill;
-      for (std::size_t i = 0, begin = 0; i < leaves; ++i) {
-        const std::size_t end = items_.size() * (i + 1) / leaves;
-        auto leaf = std::make_shared<Node>();
-        leaf->items.assign(std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(begin)),
-                           std::make_move_iterator(items_.begin() + static_cast<std::ptrdiff_t>(end)));
-        for (const ItemPtr& item : leaf->items) leaf->keys.PushBack(item->key);
-        std::string first = leaf->items.front()->key;
-        level.emplace_back(std::move(leaf), std::move(first));
-        begin = end;
+      map.size_ = std::exchange(size_, 0);
+      if (leaves_.empty()) return map;
+      map.domain_ = domain_;
+      const std::uint64_t epoch = domain_->epoch();
+      // The last leaf may be short: share items with the one before it.
+      if (leaves_.size() >= 2 && leaves_.back()->count < kMinFill) {
+        Node& left = *leaves_[leaves_.size() - 2];
+        Node& right = *leaves_.back();
+        const std::size_t move = (left.count - right.count) / 2;
+        const std::size_t keep = left.count - move;
+        Separators moved_keys;
+        moved_keys.AppendFrom(left.keys, keep);
+        moved_keys.AppendFrom(right.keys, 0);
+        std::copy_backward(right.slots.begin(), right.slots.begin() + right.count,
+                           right.slots.begin() + static_cast<std::ptrdiff_t>(right.count + move));
+        std::copy_n(left.slots.begin() + static_cast<std::ptrdiff_t>(keep), move, right.slots.begin());
+        right.count += static_cast<std::uint32_t>(move);
+        left.count = static_cast<std::uint32_t>(keep);
+        left.keys.Truncate(keep);
+        right.keys.Truncate(0);
+        right.keys.AppendFrom(moved_keys, 0);
       }
-      items_.clear();
+      // Each node with its subtree's smallest key (in a leaf's key bytes,
+      // which stay put); internal levels until one node is left, the nodes
+      // of a level filled evenly.
+      std::vector<std::pair<Node*, std::string_view>> level;
+      level.reserve(leaves_.size());
+      for (Node* leaf : leaves_) level.emplace_back(leaf, leaf->keys[0]);
+      leaves_.clear();  // the tree owns them now
       while (level.size() > 1) {
-        std::vector<std::pair<NodePtr, std::string>> parents;
+        std::vector<std::pair<Node*, std::string_view>> parents;
         const std::size_t count = (level.size() + kBuildFill - 1) / kBuildFill;
         for (std::size_t i = 0, begin = 0; i < count; ++i) {
           const std::size_t end = level.size() * (i + 1) / count;
-          auto parent = std::make_shared<Node>();
-          parent->leaf = false;
+          Node* parent = domain_->NewNode(epoch, /*is_leaf=*/false);
           for (std::size_t c = begin; c < end; ++c) {
-            if (c > begin) parent->separators.PushBack(level[c].second);
-            parent->children.push_back(std::move(level[c].first));
+            if (c > begin) parent->keys.PushBack(level[c].second);
+            parent->child(parent->count++) = level[c].first;
           }
-          parents.emplace_back(std::move(parent), std::move(level[begin].second));
+          parents.emplace_back(parent, level[begin].second);
           begin = end;
         }
         level = std::move(parents);
       }
-      map.root_ = std::move(level.front().first);
+      map.root_ = level.front().first;
       return map;
     }
 
    private:
-    std::vector<ItemPtr> items_;
+    std::shared_ptr<Domain> domain_;
+    std::vector<Node*> leaves_;  // owned until Finish
+    std::size_t size_ = 0;
   };
+
+  // Test support: how many unlinked nodes and items (or whole trees) wait
+  // for the views that can reach them to go. 0 for a view.
+  std::size_t RetiredCountForTest() const { return domain_ ? domain_->RetiredCount() : 0; }
 
   // Test support: checks the structural invariants (sorted unique keys,
   // separators bound their subtrees, node sizes, size()). Returns "" or what broke.
   std::string CheckInvariants() const {
-    if (!root_) return size_ == 0 ? "" : "null root with non-zero size";
+    if (root_ == nullptr) return size_ == 0 ? "" : "null root with non-zero size";
     std::size_t count = 0;
-    const std::string* previous = nullptr;
-    std::string error = CheckNode(*root_, nullptr, nullptr, previous, count);
+    std::string_view previous;
+    bool any = false;
+    std::string error = CheckNode(*root_, nullptr, nullptr, previous, any, count);
     if (!error.empty()) return error;
     if (count != size_) return "size() is " + std::to_string(size_) + " but the tree holds " + std::to_string(count);
     return "";
@@ -494,141 +880,176 @@ class PersistentMap {
 
  private:
   struct Split {
-    NodePtr right;          // new right sibling, or null
+    Node* right = nullptr;  // new right sibling, or null
     std::string separator;  // smallest key of right's subtree
   };
 
   static std::size_t ChildIndex(const Node& node, std::string_view key) {
-    return node.separators.Rank(key, /*upper=*/true);  // separators <= key
+    return node.keys.Rank(key, /*upper=*/true);  // separators <= key
   }
   static std::size_t LeafPosition(const Node& node, std::string_view key) {
     return node.keys.Rank(key, /*upper=*/false);  // keys < key
   }
-  static std::size_t Fill(const Node& node) { return node.leaf ? node.items.size() : node.children.size(); }
 
-  // Copy-on-write step; the caller has made the holder of `slot` exclusively
-  // owned already (see the header comment for why use_count() == 1 is then
-  // conclusive across threads).
-  static Node& Own(NodePtr& slot) {
-    if (slot.use_count() == 1) {
-      std::atomic_thread_fence(std::memory_order_acquire);
-    } else {
-      slot = CopyNode(*slot);
+  // Gives up what this map holds: a view its pin; a live map its tree, which
+  // its domain frees now or once the views that can reach it are gone.
+  void Release() {
+    if (pin_) {
+      pin_.reset();
+    } else if (root_ != nullptr) {
+      domain_->RetireTree(root_);
     }
+    root_ = nullptr;
+    size_ = 0;
+    domain_.reset();
+  }
+
+  // Makes a view (about to be written) a live map of its own. Returns whether
+  // it was a view, so paths found in it no longer apply.
+  bool MakeLive() {
+    if (!pin_) return false;
+    *this = Clone();
+    return true;
+  }
+
+  // Copy-on-write step for the live tree's node at `slot` (see the header
+  // comment): in place when no view can reach it, else a copy replaces it
+  // and the old one is retired.
+  Node& Own(Node*& slot) {
+    Node* node = slot;
+    if (domain_->Exclusive(node->epoch)) return *node;
+    void* block = domain_->AllocateNode();
+    node->PrefetchCopyTo(block);
+    slot = new (block) Node(domain_->epoch(), *node);
+    domain_->RetireNode(node);
     return *slot;
   }
-  static void OwnItem(ItemPtr& slot) {
-    if (slot.use_count() == 1) {
-      std::atomic_thread_fence(std::memory_order_acquire);
+  Item& OwnItem(Item*& slot) {
+    Item* item = slot;
+    if (domain_->Exclusive(item->epoch)) return *item;
+    slot = new Item(domain_->epoch(), item->value);
+    domain_->RetireItem(item);
+    return *slot;
+  }
+  // Unlinked from the live tree: freed now when no view can reach it.
+  void Discard(Node* node) {
+    if (domain_->Exclusive(node->epoch)) {
+      domain_->DeleteNode(node);
     } else {
-      slot = std::make_shared<Item>(*slot);
+      domain_->RetireNode(node);
+    }
+  }
+  void Discard(Item* item) {
+    if (domain_->Exclusive(item->epoch)) {
+      delete item;
+    } else {
+      domain_->RetireItem(item);
     }
   }
 
   // `node` is exclusively owned; key is absent. `path` (may be null) is the
   // route Find recorded; `level` is node's depth.
-  static void InsertInto(Node& node, std::string key, V value, Split& split, const Path* path, std::size_t level) {
+  void InsertInto(Node& node, std::string_view key, V value, Split& split, const Path* path, std::size_t level) {
+    const std::uint64_t epoch = domain_->epoch();
     if (node.leaf) {
       const std::size_t pos = path != nullptr ? path->position : LeafPosition(node, key);
       node.keys.Insert(pos, key);
-      node.items.insert(node.items.begin() + static_cast<std::ptrdiff_t>(pos),
-                        std::make_shared<Item>(std::move(key), std::move(value)));
-      if (node.items.size() > kMaxLeafItems) {
-        auto right = std::make_shared<Node>();
-        const std::size_t half = node.items.size() / 2;
-        const auto mid = node.items.begin() + static_cast<std::ptrdiff_t>(half);
-        right->items.assign(std::make_move_iterator(mid), std::make_move_iterator(node.items.end()));
-        node.items.erase(mid, node.items.end());
+      node.OpenSlot(pos);
+      node.item(pos) = new Item(epoch, std::move(value));
+      if (node.count > kMaxLeafItems) {
+        const std::size_t half = node.count / 2;
+        Node* right = domain_->NewNode(epoch, /*is_leaf=*/true);
+        right->count = static_cast<std::uint32_t>(node.count - half);
+        std::copy_n(node.slots.begin() + static_cast<std::ptrdiff_t>(half), right->count, right->slots.begin());
+        node.count = static_cast<std::uint32_t>(half);
         right->keys.AppendFrom(node.keys, half);
         node.keys.Truncate(half);
-        split.separator = right->items.front()->key;
-        split.right = std::move(right);
+        split.separator = std::string(right->keys[0]);
+        split.right = right;
       }
       return;
     }
     const std::size_t index = path != nullptr ? path->child[level] : ChildIndex(node, key);
     Split child_split;
-    InsertInto(Own(node.children[index]), std::move(key), std::move(value), child_split, path, level + 1);
-    if (!child_split.right) return;
-    node.children.insert(node.children.begin() + static_cast<std::ptrdiff_t>(index) + 1, std::move(child_split.right));
-    node.separators.Insert(index, child_split.separator);
-    if (node.children.size() > kMaxChildren) {
+    InsertInto(Own(node.child(index)), key, std::move(value), child_split, path, level + 1);
+    if (child_split.right == nullptr) return;
+    node.OpenSlot(index + 1);
+    node.child(index + 1) = child_split.right;
+    node.keys.Insert(index, child_split.separator);
+    if (node.count > kMaxChildren) {
       // Children [0, mid) stay, [mid, n) move right; separators[mid - 1]
       // (the smallest key of children[mid]) moves up.
-      const std::size_t mid = node.children.size() / 2;
-      auto right = std::make_shared<Node>();
-      right->leaf = false;
-      right->children.assign(std::make_move_iterator(node.children.begin() + static_cast<std::ptrdiff_t>(mid)),
-                             std::make_move_iterator(node.children.end()));
-      right->separators.AppendFrom(node.separators, mid);
-      split.separator = std::string(node.separators[mid - 1]);
-      node.children.resize(mid);
-      node.separators.Truncate(mid - 1);
-      split.right = std::move(right);
+      const std::size_t mid = node.count / 2;
+      Node* right = domain_->NewNode(epoch, /*is_leaf=*/false);
+      right->count = static_cast<std::uint32_t>(node.count - mid);
+      std::copy_n(node.slots.begin() + static_cast<std::ptrdiff_t>(mid), right->count, right->slots.begin());
+      right->keys.AppendFrom(node.keys, mid);
+      split.separator = std::string(node.keys[mid - 1]);
+      node.count = static_cast<std::uint32_t>(mid);
+      node.keys.Truncate(mid - 1);
+      split.right = right;
     }
   }
 
   // `node` is exclusively owned; key is present in its subtree.
-  static void EraseFrom(Node& node, std::string_view key) {
+  void EraseFrom(Node& node, std::string_view key) {
     if (node.leaf) {
       const std::size_t pos = LeafPosition(node, key);
-      node.items.erase(node.items.begin() + static_cast<std::ptrdiff_t>(pos));
+      Item* item = node.item(pos);
+      node.CloseSlot(pos);
       node.keys.Erase(pos);
+      Discard(item);
       return;
     }
     const std::size_t index = ChildIndex(node, key);
-    Node& child = Own(node.children[index]);
+    Node& child = Own(node.child(index));
     EraseFrom(child, key);
-    if (Fill(child) < kMinFill) MergeWithNeighbour(node, index);
+    if (child.count < kMinFill) MergeWithNeighbour(node, index);
   }
 
   // Merges children[index] with a neighbour when both fit in one node. A
   // separator between them keeps bounding the merged keys from both sides.
-  static void MergeWithNeighbour(Node& parent, std::size_t index) {
-    if (parent.children.size() < 2) return;
+  // The right one's children or items move to the left one; the right node
+  // itself is discarded (a view may still reach it, and through it them).
+  void MergeWithNeighbour(Node& parent, std::size_t index) {
+    if (parent.count < 2) return;
     const std::size_t left = index > 0 ? index - 1 : index;
     const std::size_t right = left + 1;
-    if (Fill(*parent.children[left]) + Fill(*parent.children[right]) > kMaxChildren) return;
-    static_assert(kMaxChildren == kMaxLeafItems, "the fit check above serves both node kinds");
-    Node& into = Own(parent.children[left]);
-    Node& from = Own(parent.children[right]);
-    if (into.leaf) {
-      into.items.insert(into.items.end(), std::make_move_iterator(from.items.begin()),
-                        std::make_move_iterator(from.items.end()));
-      into.keys.AppendFrom(from.keys, 0);
-    } else {
-      into.separators.PushBack(parent.separators[left]);
-      into.separators.AppendFrom(from.separators, 0);
-      into.children.insert(into.children.end(), std::make_move_iterator(from.children.begin()),
-                           std::make_move_iterator(from.children.end()));
-    }
-    parent.children.erase(parent.children.begin() + static_cast<std::ptrdiff_t>(right));
-    parent.separators.Erase(left);
+    if (parent.child(left)->count + parent.child(right)->count > kMaxChildren) return;
+    Node& into = Own(parent.child(left));
+    Node* from = parent.child(right);
+    if (!into.leaf) into.keys.PushBack(parent.keys[left]);
+    into.keys.AppendFrom(from->keys, 0);
+    std::copy_n(from->slots.begin(), from->count, into.slots.begin() + into.count);
+    into.count += from->count;
+    parent.CloseSlot(right);
+    parent.keys.Erase(left);
+    Discard(from);
   }
 
   template <typename Fn>
-  static void ForEachMutableIn(Node& node, Fn& fn) {
+  void ForEachMutableIn(Node& node, Fn& fn) {
     if (node.leaf) {
-      for (ItemPtr& item : node.items) {
-        OwnItem(item);
-        fn(static_cast<const std::string&>(item->key), item->value);
+      for (std::size_t i = 0; i < node.count; ++i) {
+        Item& item = OwnItem(node.item(i));
+        fn(node.keys[i], item.value);
       }
       return;
     }
-    for (NodePtr& child : node.children) ForEachMutableIn(Own(child), fn);
+    for (std::size_t i = 0; i < node.count; ++i) ForEachMutableIn(Own(node.child(i)), fn);
   }
 
   static void CollectSegments(const Node& node, std::vector<typename Cursor::Step>& path,
                               std::vector<SegmentStart>& out) {
-    if (node.leaf || node.children.front()->leaf) {
+    if (node.leaf || node.child(0)->leaf) {
       SegmentStart start;
       start.items = 0;
       if (node.leaf) {
-        start.items = node.items.size();
+        start.items = node.count;
       } else {
         // One load per leaf: issue them all before summing.
-        for (const NodePtr& child : node.children) PrefetchRead(child.get());
-        for (const NodePtr& child : node.children) start.items += child->items.size();
+        for (std::size_t i = 0; i < node.count; ++i) PrefetchLine(&node.child(i)->count);
+        for (std::size_t i = 0; i < node.count; ++i) start.items += node.child(i)->count;
       }
       start.begin.path_ = path;
       start.begin.path_.push_back(typename Cursor::Step{&node, 0});
@@ -638,73 +1059,48 @@ class PersistentMap {
       out.push_back(std::move(start));
       return;
     }
-    for (std::size_t i = 0; i < node.children.size(); ++i) {
+    for (std::size_t i = 0; i < node.count; ++i) {
       path.push_back(typename Cursor::Step{&node, i});
-      CollectSegments(*node.children[i], path, out);
+      CollectSegments(*node.child(i), path, out);
       path.pop_back();
     }
   }
 
-  static void PrefetchRead(const void* p) { __builtin_prefetch(p, 0, 3); }
-  // A write prefetch of a shared_ptr's reference count: with make_shared the
-  // count sits in the same allocation, just before the object (a hint:
-  // harmless if the layout differs).
-  template <typename T>
-  static void PrefetchCount(const std::shared_ptr<T>& p) {
-    __builtin_prefetch(reinterpret_cast<const char*>(p.get()) - 8, 1, 3);
-  }
-  // A copy of `node` (path copying). Copying its pointers increments each
-  // child's or item's reference count: up to 64 atomic read-modify-writes on
-  // lines scattered over the heap, each a cache miss, and a locked
-  // instruction waits for its line before the next may start. Prefetching
-  // all the counts for writing first lets the misses overlap, so the copy
-  // costs about one miss instead of 64 in a row (the write path's tail while
-  // a snapshot is held).
-  static NodePtr CopyNode(const Node& node) {
-    if (node.leaf) {
-      for (const ItemPtr& item : node.items) PrefetchCount(item);
-    } else {
-      for (const NodePtr& child : node.children) PrefetchCount(child);
-    }
-    return std::make_shared<Node>(node);
-  }
-
   static std::string CheckNode(const Node& node, const std::string_view* lower, const std::string_view* upper,
-                               const std::string*& previous, std::size_t& count) {
+                               std::string_view& previous, bool& any, std::size_t& count) {
+    if (std::string error = node.keys.Check(); !error.empty()) return error;
     if (node.leaf) {
-      if (node.items.size() > kMaxLeafItems) return "leaf over capacity";
-      if (node.keys.size() != node.items.size()) return "leaf key count mismatch";
-      if (std::string error = node.keys.Check(); !error.empty()) return error;
-      for (std::size_t i = 0; i < node.items.size(); ++i) {
-        if (node.keys[i] != node.items[i]->key) return "leaf key " + std::string(node.keys[i]) + " differs from its item";
-      }
-      for (const ItemPtr& item : node.items) {
-        if (previous != nullptr && !(*previous < item->key)) return "keys not strictly increasing at " + item->key;
-        if (lower != nullptr && std::string_view(item->key) < *lower) return "key " + item->key + " below its separator";
-        if (upper != nullptr && !(std::string_view(item->key) < *upper)) {
-          return "key " + item->key + " not below the next separator";
-        }
-        previous = &item->key;
+      if (node.count > kMaxLeafItems) return "leaf over capacity";
+      if (node.keys.size() != node.count) return "leaf key count mismatch";
+      for (std::size_t i = 0; i < node.count; ++i) {
+        const std::string_view key = node.keys[i];
+        if (node.item(i) == nullptr) return "leaf without its item at " + std::string(key);
+        if (any && !(previous < key)) return "keys not strictly increasing at " + std::string(key);
+        if (lower != nullptr && key < *lower) return "key " + std::string(key) + " below its separator";
+        if (upper != nullptr && !(key < *upper)) return "key " + std::string(key) + " not below the next separator";
+        previous = key;
+        any = true;
         ++count;
       }
       return "";
     }
-    if (node.children.empty() || node.children.size() > kMaxChildren) return "internal node size out of range";
-    if (node.separators.size() + 1 != node.children.size()) return "separator count mismatch";
-    if (std::string error = node.separators.Check(); !error.empty()) return error;
-    for (std::size_t i = 0; i < node.children.size(); ++i) {
-      const std::string_view lo_key = i == 0 ? std::string_view() : node.separators[i - 1];
-      const std::string_view hi_key = i + 1 == node.children.size() ? std::string_view() : node.separators[i];
+    if (node.count == 0 || node.count > kMaxChildren) return "internal node size out of range";
+    if (node.keys.size() + 1 != node.count) return "separator count mismatch";
+    for (std::size_t i = 0; i < node.count; ++i) {
+      const std::string_view lo_key = i == 0 ? std::string_view() : node.keys[i - 1];
+      const std::string_view hi_key = i + 1 == node.count ? std::string_view() : node.keys[i];
       const std::string_view* lo = i == 0 ? lower : &lo_key;
-      const std::string_view* hi = i + 1 == node.children.size() ? upper : &hi_key;
-      std::string error = CheckNode(*node.children[i], lo, hi, previous, count);
+      const std::string_view* hi = i + 1 == node.count ? upper : &hi_key;
+      std::string error = CheckNode(*node.child(i), lo, hi, previous, any, count);
       if (!error.empty()) return error;
     }
     return "";
   }
 
-  NodePtr root_;
+  Node* root_ = nullptr;  // owned by the live map (see Release), or read through a view's pin
   std::size_t size_ = 0;
+  std::shared_ptr<Domain> domain_;  // a live map's; null for a view and for a map never written
+  std::shared_ptr<PinHandle> pin_;  // a view's; null for a live map
 };
 
 }  // namespace gv::statestore

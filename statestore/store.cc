@@ -280,7 +280,7 @@ std::size_t Store::CollectGarbage(std::uint64_t physical_wall_ms) {
     const KeyEntry& entry = cursor.value();
     if (entry.tombstone && entry.hlc.wall_ms < cutoff_ms) {
       collected_tombstone_index_ = std::max(collected_tombstone_index_, entry.modify_index);
-      expired.push_back(cursor.key());
+      expired.emplace_back(cursor.key());
     }
   }
   // Erased after the scan: erasing invalidates cursors.
@@ -377,7 +377,7 @@ DigestBytes DigestOf(const KeyMap& keys, const VersionVector& applied) {
   DigestWriter writer;
   writer.U64(keys.size());
   for (auto cursor = keys.Begin(); cursor.valid(); cursor.Next()) {
-    const std::string& key = cursor.key();
+    const std::string_view key = cursor.key();
     const KeyEntry& entry = cursor.value();
     writer.Bytes(key);
     writer.U64(entry.tombstone ? 1 : 0);
@@ -415,7 +415,9 @@ StoreView Store::Capture() const {
 }
 
 Status Store::Install(const LoadedSnapshot& snapshot, bool keep_local_indexes, ApplyResult* released) {
-  return InstallEntries(snapshot, snapshot.entries, keep_local_indexes, released);
+  // A copy of the entries would be a read-only view, copied item by item at
+  // the first write; take a map of our own now instead.
+  return InstallEntries(snapshot, snapshot.entries.Clone(), keep_local_indexes, released);
 }
 
 Status Store::Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyResult* released) {
@@ -439,8 +441,8 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
   result.status = ApplyStatus::kApplied;
   // Changed keys are reported only to a caller that asks: a catch-up merges
   // a million keys, and the agent resets its watchers instead.
-  auto note_changed = [&](const std::string& key) {
-    if (released != nullptr) result.changed[key] = candidate_index;
+  auto note_changed = [&](std::string_view key) {
+    if (released != nullptr) result.changed[std::string(key)] = candidate_index;
   };
   // What this node had seen before the merge: an entry it lacks although it
   // applied every write the entry summarizes was deleted here and its
@@ -452,7 +454,7 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
     // key by key — the same result, several times faster.
     KeyMap entries = std::move(snapshot.entries);
     std::size_t live = 0;
-    entries.ForEachMutable([&](const std::string& key, KeyEntry& entry) {
+    entries.ForEachMutable([&](std::string_view key, KeyEntry& entry) {
       entry.modify_index = candidate_index;
       entry.create_index = entry.tombstone ? 0 : candidate_index;
       if (!entry.tombstone) ++live;
@@ -464,7 +466,7 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
   }
   // Empty after the fast path (moved from), so this loop then does nothing.
   for (auto cursor = snapshot.entries.Begin(); cursor.valid(); cursor.Next()) {
-    const std::string& key = cursor.key();
+    const std::string_view key = cursor.key();
     const KeyEntry& theirs = cursor.value();
     KeyMap::Path path;
     const KeyEntry* existing = keys_.Find(key, &path);
@@ -539,7 +541,7 @@ Status Store::InstallEntries(const LoadedSnapshot& meta, KeyMap entries, bool ke
   if (keep_local_indexes) {
     for (auto cursor = entries.Begin(); cursor.valid(); cursor.Next()) live += cursor.value().tombstone ? 0 : 1;
   } else {
-    entries.ForEachMutable([&](const std::string&, KeyEntry& entry) {
+    entries.ForEachMutable([&](std::string_view, KeyEntry& entry) {
       live += entry.tombstone ? 0 : 1;
       entry.create_index = entry.tombstone ? 0 : new_index;
       entry.modify_index = new_index;

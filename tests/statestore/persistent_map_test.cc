@@ -4,8 +4,13 @@
 // to the map or to other copies later.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/prng.h"
@@ -111,7 +116,7 @@ TEST_CASE("persistent map: the builder makes a valid tree in order and refuses d
       model.emplace(key, std::to_string(i));
     }
     if (n > 0) {
-      REQUIRE_FALSE(builder.Append(*builder.last_key(), "duplicate"));
+      REQUIRE_FALSE(builder.Append(std::string(*builder.last_key()), "duplicate"));
       REQUIRE_FALSE(builder.Append("a", "before the first"));
     }
     Map map = std::move(builder).Finish();
@@ -169,7 +174,7 @@ TEST_CASE("persistent map: ForEachMutable leaves views untouched") {
   Map map;
   for (int i = 0; i < 500; ++i) map.Insert(KeyOf(static_cast<std::uint64_t>(i)), "old");
   const Map view = map;
-  map.ForEachMutable([](const std::string&, std::string& value) { value = "new"; });
+  map.ForEachMutable([](std::string_view, std::string& value) { value = "new"; });
   for (auto cursor = view.Begin(); cursor.valid(); cursor.Next()) REQUIRE(cursor.value() == "old");
   for (auto cursor = map.Begin(); cursor.valid(); cursor.Next()) REQUIRE(cursor.value() == "new");
   REQUIRE(map.CheckInvariants() == "");
@@ -295,4 +300,118 @@ TEST_CASE("persistent map: keys with NUL and 0xFF bytes, shared prefixes and pre
     CheckSame(built, model);
     for (const auto& [key, value] : model) REQUIRE(built.Find(key) != nullptr);
   }
+}
+
+TEST_CASE("persistent map: what a view keeps is freed when the last view that can reach it goes") {
+  Map map;
+  for (int i = 0; i < 5000; ++i) REQUIRE(map.Insert(KeyOf(static_cast<std::uint64_t>(i)), "v"));
+  // No view: writes change nodes and items in place, nothing waits.
+  for (int i = 0; i < 500; ++i) *map.FindMutable(KeyOf(static_cast<std::uint64_t>(i))) = "w";
+  REQUIRE(map.RetiredCountForTest() == 0);
+
+  Map older = map;  // O(1) view
+  for (int i = 0; i < 500; ++i) *map.FindMutable(KeyOf(static_cast<std::uint64_t>(i))) = "x";
+  const std::size_t after_older = map.RetiredCountForTest();
+  REQUIRE(after_older > 500);  // every item written, plus the leaves and their ancestors
+  Map newer = map;
+  Map newer_copy = newer;  // shares newer's pin
+  for (int i = 0; i < 500; ++i) *map.FindMutable(KeyOf(static_cast<std::uint64_t>(i))) = "y";
+  REQUIRE(map.Erase(KeyOf(7)));
+  const std::size_t after_newer = map.RetiredCountForTest();
+  REQUIRE(after_newer > after_older);
+
+  // Dropping the newer view frees nothing while its copy lives.
+  newer = Map();
+  REQUIRE(map.RetiredCountForTest() == after_newer);
+  // The older view goes first: what was unlinked before the newer view was
+  // taken cannot be reached from it, and is freed; the rest waits for it.
+  for (int i = 0; i < 500; ++i) REQUIRE(*older.Find(KeyOf(static_cast<std::uint64_t>(i))) == "w");
+  REQUIRE(older.Find(KeyOf(7)) != nullptr);
+  REQUIRE(older.CheckInvariants() == "");
+  older = Map();
+  REQUIRE(map.RetiredCountForTest() == after_newer - after_older);
+  for (int i = 0; i < 500; ++i) REQUIRE(*newer_copy.Find(KeyOf(static_cast<std::uint64_t>(i))) == "x");
+  REQUIRE(newer_copy.CheckInvariants() == "");
+  newer_copy = Map();
+  REQUIRE(map.RetiredCountForTest() == 0);
+  // Writes after the last view went are in place again.
+  for (int i = 8; i < 500; ++i) *map.FindMutable(KeyOf(static_cast<std::uint64_t>(i))) = "z";  // 7 was erased
+  REQUIRE(map.RetiredCountForTest() == 0);
+  REQUIRE(map.CheckInvariants() == "");
+}
+
+TEST_CASE("persistent map: views read and dropped on other threads while the owner writes keep their contents") {
+  // The owner writes and takes views; two reader threads take them from a
+  // queue, check every view against the model captured with it, and drop
+  // them in an order of their own. Run under the sanitizers (make test),
+  // a view that lost an object to an early free or a write in place fails.
+  struct Work {
+    Map view;
+    Model model;
+  };
+  std::mutex mu;
+  std::condition_variable ready;
+  std::deque<Work> queue;
+  bool done = false;
+  std::atomic<int> checked{0};
+  std::atomic<int> failures{0};
+  auto reader = [&](std::uint64_t seed) {
+    Prng prng(seed);
+    std::vector<Work> held;
+    for (;;) {
+      std::unique_lock<std::mutex> lock(mu);
+      ready.wait(lock, [&] { return done || !queue.empty(); });
+      if (queue.empty() && done) break;
+      held.push_back(std::move(queue.front()));
+      queue.pop_front();
+      lock.unlock();
+      // Hold up to 3 views; drop a random one (not always the oldest).
+      while (held.size() > 2 || (!held.empty() && prng.Chance(0.3))) {
+        const std::size_t pick = prng.Index(held.size());
+        Work& work = held[pick];
+        if (work.view.CheckInvariants() != "" || Contents(work.view) != work.model) ++failures;
+        ++checked;
+        held.erase(held.begin() + static_cast<std::ptrdiff_t>(pick));  // the view goes on this thread
+      }
+    }
+    for (Work& work : held) {
+      if (Contents(work.view) != work.model) ++failures;
+      ++checked;
+    }
+  };
+  std::thread first(reader, 101), second(reader, 202);
+  Prng prng(7);
+  Map map;
+  Model model;
+  int views = 0;
+  for (int step = 0; step < 40000; ++step) {
+    const std::string key = KeyOf(prng.Index(3000));
+    const double roll = prng.NextDouble();
+    if (roll < 0.45) {
+      if (map.Insert(key, "i" + std::to_string(step))) model[key] = "i" + std::to_string(step);
+    } else if (roll < 0.8) {
+      if (std::string* value = map.FindMutable(key); value != nullptr) model[key] = *value = "u" + std::to_string(step);
+    } else {
+      map.Erase(key);
+      model.erase(key);
+    }
+    if (step % 400 == 0) {
+      Work work{map, model};
+      std::lock_guard<std::mutex> lock(mu);
+      queue.push_back(std::move(work));
+      ++views;
+      ready.notify_one();
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  ready.notify_all();
+  first.join();
+  second.join();
+  CHECK(failures.load() == 0);
+  CHECK(checked.load() == views);
+  CheckSame(map, model);
+  CHECK(map.RetiredCountForTest() == 0);  // every view is gone, so is everything they kept
 }
