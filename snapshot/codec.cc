@@ -890,7 +890,7 @@ struct SnapshotDecoder::State {
       if (entry.vv.count(entry.origin) == 0) return fail("version vector lacks the origin");
       live_keys += entry.tombstone ? 0 : 1;
       last_key.assign(key);
-      if (keep_entries) builder.Append(std::string(key), std::move(entry));
+      if (keep_entries) builder.Append(key, std::move(entry));
     }
     if (!records.done() || key_pos != keys.size() || value_pos != values.size()) {
       return Status::Corruption("columns hold bytes past the chunk's " + std::to_string(e.count()) + " entries");

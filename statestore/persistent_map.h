@@ -5,9 +5,11 @@
 // Layout. Leaves hold up to kMaxLeafItems items sorted by key; internal nodes
 // hold up to kMaxChildren children and separators[i] <= every key of
 // children[i + 1] and > every key of children[i]. A node is one fixed-size
-// block (its child or item pointers and its keys' lookup aids inline) plus one
-// block of key bytes; an item (key + value) is its own block. Nodes and items
-// are plain pointers: no reference counts.
+// block (about 2.9 KiB) holding its child or item pointers and its keys
+// (bytes, end offsets, lookup aids; the bytes move to the heap only past
+// 1.5 KiB), taken from its domain's slabs. An item is a value alone, its own
+// block: its key is in its leaf only. Nodes and items are plain pointers: no
+// reference counts.
 //
 // Ownership by epochs. Every map that is written (a "live" map) has a Domain.
 // A copy of a live map is a view: it pins the domain's current epoch P, and
@@ -21,15 +23,18 @@
 //     write descends into them) and retires the old one.
 // Every object reachable from the live root belongs to the live tree, and
 // every retired object to the domain's retire list, exactly once. A retired
-// object was unlinked while the domain's epoch was E, so only views pinned
-// before E (epoch < E) can reach it: it is freed once no such view is left,
-// by the thread that releases the last of them (often an encoder thread, off
-// the store's thread), or by the domain when it goes.
+// object made in epoch M and unlinked while the domain's epoch was E can be
+// reached only from views pinned at P with M <= P < E: it is freed once no
+// such view is left, by the thread that releases the last of them (often an
+// encoder thread, off the store's thread), or by the domain when it goes. So
+// a view held for long (a slow download) keeps only what it can reach, not
+// what later, shorter views kept.
 //
 // Why. Copying a leaf used to copy 64 shared_ptrs: 64 atomic increments on
 // reference counts scattered over the heap, a cache miss each, plus five
-// allocations. It is now one allocation and a copy of contiguous memory, plus
-// the key bytes: the write path's tail while a snapshot is held (issue 5).
+// allocations. It is now a block from a free list and a copy of the used
+// part of the old one (prefetched first): the write path's tail while a
+// snapshot is held (issue 5).
 //
 // Threads. Only the thread that owns a live map writes it, copies it (makes
 // views) and destroys it. Any thread may read a view, copy it (the copy
@@ -43,7 +48,9 @@
 // does that on a path that matters (Install from a const snapshot).
 //
 // Cursors hold raw pointers: valid while the map they came from is alive and
-// unchanged (a view's cursor stays valid for the view's lifetime).
+// unchanged (a view's cursor stays valid for the view's lifetime). A key
+// passed to a write of a live map must not point into that map (a cursor's
+// key() does): the write may free the node it points into. Copy it first.
 #pragma once
 
 #include <algorithm>
@@ -79,9 +86,9 @@ class PersistentMap {
     V value;
   };
 
-  // Fan-out: 64 keeps a 1M-key tree 4 levels deep and a copied leaf at 64
-  // pointers (one allocation and 512 bytes per first write to a leaf while a
-  // view is held).
+  // Fan-out: 64 keeps a 1M-key tree 4 levels deep; a first write to a leaf
+  // while a view is held copies the used part of it (at 16-byte keys and 48
+  // items, about 1.7 KiB) into a pooled block.
   static constexpr std::size_t kMaxLeafItems = 64;
   static constexpr std::size_t kMaxChildren = 64;
   // A node under this size after an erase merges with a neighbour when the
@@ -120,14 +127,15 @@ class PersistentMap {
     }
     Separators& operator=(const Separators&) = delete;
     ~Separators() { delete[] heap_; }
-    // Prefetches what the copy constructor reads from this and writes to `to`.
-    void PrefetchCopyTo(Separators* to) const {
+    // Prefetches what the copy constructor reads from this and writes to the
+    // raw memory at `to` (where a copy is about to be constructed).
+    void PrefetchCopyTo(char* to) const {
       PrefetchBytes(ends_.data(), size_ * sizeof(ends_[0]));
       PrefetchBytes(heads_.data(), size_ * sizeof(heads_[0]));
       PrefetchBytes(data(), bytes_size_);
-      PrefetchBytesForWrite(to->ends_.data(), size_ * sizeof(ends_[0]));
-      PrefetchBytesForWrite(to->heads_.data(), size_ * sizeof(heads_[0]));
-      PrefetchBytesForWrite(to->inline_, std::min<std::size_t>(bytes_size_, kInlineKeyBytes));
+      PrefetchBytesForWrite(to + offsetof(Separators, ends_), size_ * sizeof(ends_[0]));
+      PrefetchBytesForWrite(to + offsetof(Separators, heads_), size_ * sizeof(heads_[0]));
+      PrefetchBytesForWrite(to + offsetof(Separators, inline_), std::min<std::size_t>(bytes_size_, kInlineKeyBytes));
     }
 
     std::size_t size() const { return size_; }
@@ -305,10 +313,10 @@ class PersistentMap {
     // through the copy (a first write to a leaf while a view is held; the
     // old leaf is cold, and so is the block it is copied to).
     void PrefetchCopyTo(void* block) const {
-      Node* to = static_cast<Node*>(block);
+      char* to = static_cast<char*>(block);
       PrefetchBytes(this, offsetof(Node, slots) + count * sizeof(Slot));
       PrefetchBytesForWrite(to, offsetof(Node, slots) + count * sizeof(Slot));
-      keys.PrefetchCopyTo(&to->keys);
+      keys.PrefetchCopyTo(to + offsetof(Node, keys));
     }
     Item*& item(std::size_t i) { return slots[i].item; }
     const Item* item(std::size_t i) const { return slots[i].item; }
@@ -362,16 +370,33 @@ class PersistentMap {
     // A view pinned at `pinned` is gone: frees what no remaining view can
     // reach. Any thread.
     void Unpin(std::uint64_t pinned) {
-      std::vector<Retired> ready;
+      std::deque<Retired> candidates;
+      std::vector<std::uint64_t> pins;  // ascending
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = pins_.find(pinned);
         if (it != pins_.end() && --it->second == 0) pins_.erase(it);
         newest_pin_.store(pins_.empty() ? 0 : pins_.rbegin()->first, std::memory_order_release);
-        TakeFreeable(ready);
+        candidates.swap(retired_);
+        for (const auto& entry : pins_) pins.push_back(entry.first);
       }
+      // Outside the lock, so the owner's writes do not wait for this scan.
+      // Pins made meanwhile are at or after every candidate's unlink epoch,
+      // so they cannot reach one; pins dropped meanwhile only leave more
+      // for the next scan.
+      std::deque<Retired> kept;
       NodeChain freed;
-      for (const Retired& retired : ready) Free(retired, freed);
+      for (const Retired& retired : candidates) {
+        if (Reachable(retired, pins)) {
+          kept.push_back(retired);
+        } else {
+          Free(retired, freed);
+        }
+      }
+      if (!kept.empty()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        retired_.insert(retired_.end(), kept.begin(), kept.end());  // order does not matter
+      }
       if (freed.head != nullptr) {
         std::lock_guard<std::mutex> lock(mu_);
         freed.tail->next = shared_free_;
@@ -387,9 +412,10 @@ class PersistentMap {
 
     // Unlinked from the live tree by the owner: a node alone (not its
     // children), an item, or a whole tree (the live map went away).
-    void RetireNode(Node* node) { Retire(Retired{node, Kind::kNode, 0}); }
-    void RetireItem(Item* item) { Retire(Retired{item, Kind::kItem, 0}); }
-    void RetireTree(Node* root) { Retire(Retired{root, Kind::kTree, 0}); }
+    void RetireNode(Node* node) { Retire(Retired{node, Kind::kNode, node->epoch, 0}); }
+    void RetireItem(Item* item) { Retire(Retired{item, Kind::kItem, item->epoch, 0}); }
+    // A tree holds objects of every age: any view may reach some of it.
+    void RetireTree(Node* root) { Retire(Retired{root, Kind::kTree, 0, 0}); }
 
     // Node memory. Nodes are one size (about 3 KiB, over glibc's per-thread
     // cache limit, so malloc would take its slow path and consolidate its
@@ -448,8 +474,7 @@ class PersistentMap {
       FreeBlock* tail = nullptr;
       void Add(Node* node) {
         node->~Node();
-        auto* block = reinterpret_cast<FreeBlock*>(node);
-        block->next = head;
+        auto* block = new (static_cast<void*>(node)) FreeBlock{head};
         head = block;
         if (tail == nullptr) tail = block;
       }
@@ -459,8 +484,15 @@ class PersistentMap {
     struct Retired {
       void* object;
       Kind kind;
-      std::uint64_t epoch;  // the domain's epoch when unlinked
+      std::uint64_t made;      // the epoch it was made in (0: a whole tree)
+      std::uint64_t unlinked;  // the domain's epoch when it was unlinked
     };
+    // Whether a view pinned at one of `pins` (ascending) can reach it: one
+    // pinned after it was made and before it was unlinked.
+    static bool Reachable(const Retired& retired, const std::vector<std::uint64_t>& pins) {
+      auto it = std::lower_bound(pins.begin(), pins.end(), retired.made);
+      return it != pins.end() && *it < retired.unlinked;
+    }
     // Frees every node and item reachable from `node`; the nodes go to `chain`.
     static void FreeTree(Node* node, NodeChain& chain) {
       if (node->leaf) {
@@ -479,7 +511,7 @@ class PersistentMap {
     }
     // Owner thread.
     void Retire(Retired retired) {
-      retired.epoch = epoch();
+      retired.unlinked = epoch();
       {
         std::lock_guard<std::mutex> lock(mu_);
         // A view released since the owner looked: nothing can reach it.
@@ -495,23 +527,12 @@ class PersistentMap {
         free_ = chain.head;
       }
     }
-    // Moves out the retired objects no pinned view can reach: those unlinked
-    // in an epoch at or before the oldest pin (the list is in epoch order).
-    void TakeFreeable(std::vector<Retired>& ready) {
-      const std::uint64_t oldest = pins_.empty() ? std::numeric_limits<std::uint64_t>::max() : pins_.begin()->first;
-      std::size_t n = 0;
-      while (n < retired_.size() && retired_[n].epoch <= oldest) ++n;
-      if (n == 0) return;
-      ready.assign(retired_.begin(), retired_.begin() + static_cast<std::ptrdiff_t>(n));
-      retired_.erase(retired_.begin(), retired_.begin() + static_cast<std::ptrdiff_t>(n));
-    }
-
     std::atomic<std::uint64_t> epoch_{1};
     std::atomic<std::uint64_t> newest_pin_{0};  // 0: no view
     std::mutex mu_;
     std::map<std::uint64_t, std::size_t> pins_;  // pinned epoch -> views sharing it; under mu_
-    // In epoch order; under mu_. A deque: growing it never copies it (a
-    // snapshot held under writes retires an object per copy, 100,000s).
+    // Under mu_. A deque: growing it never copies it (a snapshot held under
+    // writes retires an object per copy, 100,000s).
     std::deque<Retired> retired_;
     FreeBlock* shared_free_ = nullptr;           // nodes freed by Unpin (any thread); under mu_
     // The owner's: free nodes, and the slabs they all come from.
@@ -616,6 +637,11 @@ class PersistentMap {
   // next call on this map.
   V* MutableAt(const Path& path, std::string_view key) {
     if (!path.found) return nullptr;
+    std::string key_copy;
+    if (is_view()) {  // key may point into what MakeLive lets go
+      key_copy = key;
+      key = key_copy;
+    }
     const bool was_view = MakeLive();  // a view's path does not fit its copy
     const bool by_key = was_view || !path.complete;
     Node* node = &Own(root_);
@@ -639,6 +665,11 @@ class PersistentMap {
   // Inserts at a not-found `path` (from Find(key, &path) on this map, with
   // no write in between).
   void InsertAt(const Path& path, std::string_view key, V value) {
+    std::string key_copy;
+    if (is_view()) {  // as in MutableAt
+      key_copy = key;
+      key = key_copy;
+    }
     const bool was_view = MakeLive();
     const bool by_key = was_view || !path.complete;
     if (!domain_) domain_ = std::make_shared<Domain>();
@@ -667,6 +698,11 @@ class PersistentMap {
   // Removes key; false if absent (then nothing is copied).
   bool Erase(std::string_view key) {
     if (Find(key) == nullptr) return false;
+    std::string key_copy;
+    if (is_view()) {  // as in MutableAt
+      key_copy = key;
+      key = key_copy;
+    }
     MakeLive();
     EraseFrom(Own(root_), key);
     --size_;
@@ -683,8 +719,8 @@ class PersistentMap {
   // (a held view keeps its own copies).
   template <typename Fn>
   void ForEachMutable(Fn&& fn) {
-    if (root_ == nullptr) return;
     MakeLive();
+    if (root_ == nullptr) return;  // a view of a map emptied by erases clones to no tree
     ForEachMutableIn(Own(root_), fn);
   }
 

@@ -449,9 +449,10 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
   // tombstone collected — taking it would bring the key back.
   const VersionVector applied_before = applied_;
   if (keys_.empty() && applied_.empty()) {
-    // Nothing to merge with and nothing seen: every entry is new. Take the tree whole (we own
-    // it, so the stamping below changes it in place) instead of inserting
-    // key by key — the same result, several times faster.
+    // Nothing to merge with and nothing seen: every entry is new. Take the
+    // tree whole (a decoder's map is our own, so the stamping below changes
+    // it in place; a view would be copied first) instead of inserting key by
+    // key — the same result, several times faster.
     KeyMap entries = std::move(snapshot.entries);
     std::size_t live = 0;
     entries.ForEachMutable([&](std::string_view key, KeyEntry& entry) {
@@ -535,7 +536,8 @@ Status Store::InstallEntries(const LoadedSnapshot& meta, KeyMap entries, bool ke
   if (meta.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
 
   // One pass: count live keys, and in the peer/restore mode stamp the new
-  // local index on every entry (in place when `entries` is not shared).
+  // local index on every entry (in place when `entries` is a map of its
+  // own, not a view).
   const std::uint64_t new_index = keep_local_indexes ? std::max(index_, meta.index) : index_ + 1;
   std::size_t live = 0;
   if (keep_local_indexes) {

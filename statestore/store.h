@@ -278,7 +278,9 @@ class Store {
   // (from its WAL) before MakeLocalDelta, or it would reissue sequence numbers
   // that peers already hold for other writes.
   // InvalidArgument (state unchanged) for a non-canonical vector or an HLC
-  // beyond 48 bits. The rvalue overload installs the entries without copying.
+  // beyond 48 bits. The rvalue overload installs the entries without copying
+  // when they are a map of their own (a decoder's); a view of another map
+  // (a copy) is copied item by item on its first write (persistent_map.h).
   Status Install(const LoadedSnapshot& snapshot, bool keep_local_indexes, ApplyResult* released = nullptr);
   // Merges a snapshot into the state instead of replacing it: every entry
   // goes through the per-key merge rule (as if the writes it summarizes were

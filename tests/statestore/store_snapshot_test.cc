@@ -52,7 +52,7 @@ LoadedSnapshot ToLoaded(const StoreView& view) {
   loaded.hlc = view.hlc();
   loaded.index = view.index();
   loaded.live_keys = view.live_keys();
-  loaded.entries = view.keys();  // shares the tree, as a decoder's map would be fresh
+  loaded.entries = view.keys().Clone();  // a map of its own, as a decoder's is
   return loaded;
 }
 
