@@ -41,11 +41,12 @@
 // shares the pin) and drop it. The owner reads the newest pinned epoch with
 // acquire ordering, and a view's release publishes it with release ordering
 // (under the domain's mutex), so a reader's reads of a node happen before the
-// owner writes that node in place. Retiring and freeing take the mutex.
+// owner writes that node in place. Pinning, unpinning and retiring take the
+// mutex; freeing happens outside it.
 //
 // Views are read-only. A write to a view (or to a copy of one) first turns it
-// into a live map of its own by copying every item (O(n)); the store never
-// does that on a path that matters (Install from a const snapshot).
+// into a live map of its own by copying every item (O(n)); the store asks for
+// that only in Install from a const snapshot (Clone), never on a write path.
 //
 // Cursors hold raw pointers: valid while the map they came from is alive and
 // unchanged (a view's cursor stays valid for the view's lifetime). A key
@@ -394,8 +395,15 @@ class PersistentMap {
         }
       }
       if (!kept.empty()) {
+        // Order does not matter: the smaller list joins the larger one, so
+        // the owner's Retire waits for the few retired meanwhile at most.
         std::lock_guard<std::mutex> lock(mu_);
-        retired_.insert(retired_.end(), kept.begin(), kept.end());  // order does not matter
+        if (kept.size() > retired_.size()) {
+          kept.insert(kept.end(), retired_.begin(), retired_.end());
+          retired_.swap(kept);
+        } else {
+          retired_.insert(retired_.end(), kept.begin(), kept.end());
+        }
       }
       if (freed.head != nullptr) {
         std::lock_guard<std::mutex> lock(mu_);
