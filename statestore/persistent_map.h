@@ -5,7 +5,7 @@
 // Layout. Leaves hold up to kMaxLeafItems items sorted by key; internal nodes
 // hold up to kMaxChildren children and separators[i] <= every key of
 // children[i + 1] and > every key of children[i]. A node is one fixed-size
-// block (about 2.9 KiB) holding its child or item pointers and its keys
+// block (about 2.8 KiB) holding its child or item pointers and its keys
 // (bytes, end offsets, lookup aids; the bytes move to the heap only past
 // 1.5 KiB), taken from its domain's slabs. An item is a value alone, its own
 // block: its key is in its leaf only. Nodes and items are plain pointers: no
@@ -25,10 +25,10 @@
 // every retired object to the domain's retire list, exactly once. A retired
 // object made in epoch M and unlinked while the domain's epoch was E can be
 // reached only from views pinned at P with M <= P < E: it is freed once no
-// such view is left, by the thread that releases the last of them (often an
-// encoder thread, off the store's thread), or by the domain when it goes. So
-// a view held for long (a slow download) keeps only what it can reach, not
-// what later, shorter views kept.
+// such view is left, by a thread that drops a view (often an encoder thread,
+// off the store's thread), or by the domain when it goes. So a view held for
+// long (a slow download) keeps only what it can reach, not what later,
+// shorter views kept.
 //
 // Why. Copying a leaf used to copy 64 shared_ptrs: 64 atomic increments on
 // reference counts scattered over the heap, a cache miss each, plus five
@@ -370,45 +370,61 @@ class PersistentMap {
     }
     // A view pinned at `pinned` is gone: frees what no remaining view can
     // reach. Any thread.
+    //
+    // One scan at a time: a scan decides against the pins it copied, so a
+    // view dropped during it (on another thread) would otherwise leave what
+    // only that view could reach in the list, maybe with no later scan to
+    // free it. An Unpin that finds a scan running asks it to go again.
     void Unpin(std::uint64_t pinned) {
-      std::deque<Retired> candidates;
-      std::vector<std::uint64_t> pins;  // ascending
       {
         std::lock_guard<std::mutex> lock(mu_);
         auto it = pins_.find(pinned);
         if (it != pins_.end() && --it->second == 0) pins_.erase(it);
         newest_pin_.store(pins_.empty() ? 0 : pins_.rbegin()->first, std::memory_order_release);
-        candidates.swap(retired_);
-        for (const auto& entry : pins_) pins.push_back(entry.first);
-      }
-      // Outside the lock, so the owner's writes do not wait for this scan.
-      // Pins made meanwhile are at or after every candidate's unlink epoch,
-      // so they cannot reach one; pins dropped meanwhile only leave more
-      // for the next scan.
-      std::deque<Retired> kept;
-      NodeChain freed;
-      for (const Retired& retired : candidates) {
-        if (Reachable(retired, pins)) {
-          kept.push_back(retired);
-        } else {
-          Free(retired, freed);
+        if (scanning_) {
+          rescan_ = true;
+          return;
         }
+        scanning_ = true;
       }
-      if (!kept.empty()) {
+      for (;;) {
+        std::deque<Retired> candidates;
+        std::vector<std::uint64_t> pins;  // ascending
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          rescan_ = false;
+          candidates.swap(retired_);
+          for (const auto& entry : pins_) pins.push_back(entry.first);
+        }
+        // Outside the lock, so the owner's writes do not wait for this scan.
+        // Pins made meanwhile are at or after every candidate's unlink epoch,
+        // so they cannot reach one; pins dropped meanwhile set rescan_.
+        std::deque<Retired> kept;
+        NodeChain freed;
+        for (const Retired& retired : candidates) {
+          if (Reachable(retired, pins)) {
+            kept.push_back(retired);
+          } else {
+            Free(retired, freed);
+          }
+        }
+        std::lock_guard<std::mutex> lock(mu_);
         // Order does not matter: the smaller list joins the larger one, so
         // the owner's Retire waits for the few retired meanwhile at most.
-        std::lock_guard<std::mutex> lock(mu_);
         if (kept.size() > retired_.size()) {
           kept.insert(kept.end(), retired_.begin(), retired_.end());
           retired_.swap(kept);
         } else {
           retired_.insert(retired_.end(), kept.begin(), kept.end());
         }
-      }
-      if (freed.head != nullptr) {
-        std::lock_guard<std::mutex> lock(mu_);
-        freed.tail->next = shared_free_;
-        shared_free_ = freed.head;
+        if (freed.head != nullptr) {
+          freed.tail->next = shared_free_;
+          shared_free_ = freed.head;
+        }
+        if (!rescan_) {
+          scanning_ = false;
+          return;
+        }
       }
     }
 
@@ -425,7 +441,7 @@ class PersistentMap {
     // A tree holds objects of every age: any view may reach some of it.
     void RetireTree(Node* root) { Retire(Retired{root, Kind::kTree, 0, 0}); }
 
-    // Node memory. Nodes are one size (about 3 KiB, over glibc's per-thread
+    // Node memory. Nodes are one size (about 2.8 KiB, over glibc's per-thread
     // cache limit, so malloc would take its slow path and consolidate its
     // fast bins on every copy); they come from slabs of this domain and go
     // back to a free list. Owner thread, except as noted.
@@ -542,6 +558,8 @@ class PersistentMap {
     // Under mu_. A deque: growing it never copies it (a snapshot held under
     // writes retires an object per copy, 100,000s).
     std::deque<Retired> retired_;
+    bool scanning_ = false;  // an Unpin is scanning retired_; under mu_
+    bool rescan_ = false;    // a view went during that scan; under mu_
     FreeBlock* shared_free_ = nullptr;           // nodes freed by Unpin (any thread); under mu_
     // The owner's: free nodes, and the slabs they all come from.
     FreeBlock* free_ = nullptr;
