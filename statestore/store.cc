@@ -414,7 +414,22 @@ StoreView Store::Capture() const {
   return view;
 }
 
+namespace {
+// What Install and MergeSnapshot refuse before they change anything.
+Status CheckSnapshotMeta(const LoadedSnapshot& snapshot) {
+  for (const auto& [node, counter] : snapshot.applied) {
+    if (!node.valid() || counter == 0) {
+      return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(snapshot.applied));
+    }
+  }
+  if (snapshot.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
+  return Status::Ok();
+}
+}  // namespace
+
 Status Store::Install(const LoadedSnapshot& snapshot, bool keep_local_indexes, ApplyResult* released) {
+  // Checked before the O(n) copy below, so a refused snapshot costs nothing.
+  GV_RETURN_IF_ERROR(CheckSnapshotMeta(snapshot));
   // A copy of the entries would be a read-only view, copied item by item at
   // the first write; take a map of our own now instead.
   return InstallEntries(snapshot, snapshot.entries.Clone(), keep_local_indexes, released);
@@ -426,12 +441,7 @@ Status Store::Install(LoadedSnapshot&& snapshot, bool keep_local_indexes, ApplyR
 }
 
 Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
-  for (const auto& [node, counter] : snapshot.applied) {
-    if (!node.valid() || counter == 0) {
-      return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(snapshot.applied));
-    }
-  }
-  if (snapshot.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
+  GV_RETURN_IF_ERROR(CheckSnapshotMeta(snapshot));
   // Validated; from here on nothing fails.
   (void)clock_.ObserveUnchecked(snapshot.hlc, 0);
   const std::uint64_t candidate_index = index_ + 1;
@@ -528,12 +538,7 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
 
 Status Store::InstallEntries(const LoadedSnapshot& meta, KeyMap entries, bool keep_local_indexes,
                              ApplyResult* released) {
-  for (const auto& [node, counter] : meta.applied) {
-    if (!node.valid() || counter == 0) {
-      return Status::InvalidArgument("snapshot applied vector is not canonical: " + ToString(meta.applied));
-    }
-  }
-  if (meta.hlc.wall_ms > Hlc::kMaxWallMs) return Status::InvalidArgument("snapshot HLC exceeds 48 bits");
+  GV_RETURN_IF_ERROR(CheckSnapshotMeta(meta));
 
   // One pass: count live keys, and in the peer/restore mode stamp the new
   // local index on every entry (in place when `entries` is a map of its

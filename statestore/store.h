@@ -257,9 +257,11 @@ class Store {
   DigestBytes Digest() const;
 
   // ---- Snapshots (issue 5) ----
-  // An immutable point-in-time state: O(1) in the number of keys (copies the
-  // tree's root pointer and the applied vector). Never blocks later writes;
-  // memory grows only with what is written while the view is held.
+  // An immutable point-in-time state: O(1) in the number of keys (pins the
+  // tree's current epoch and copies the applied vector). Later writes never
+  // wait for a view's readers (only, for a moment, for the map's mutex while
+  // another thread drops a view); memory grows only with what is written
+  // while the view is held.
   StoreView Capture() const;
 
   // Replaces the replicated state with a snapshot's (keys incl. tombstones,
