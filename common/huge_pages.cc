@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string_view>
 
@@ -62,13 +63,12 @@ void ReexecWithMallocHugePages(char** argv) {
   if (!value) return;
   // The binary's own path, not /proc/self/exe: the kernel names the process
   // after the file executed (ps, pgrep, the journal would show "exe").
-  char path[4096];
-  const ssize_t length = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (length <= 0 || static_cast<std::size_t>(length) >= sizeof(path) - 1) return;
-  path[length] = '\0';
+  std::error_code error;
+  const std::string path = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  if (error || path.empty()) return;
   const std::optional<std::string> previous = current == nullptr ? std::nullopt : std::optional<std::string>(current);
   if (::setenv(kVariable, value->c_str(), 1) != 0) return;
-  if (::setenv(kReexecMarker, "1", 1) == 0) ::execv(path, argv);
+  if (::setenv(kReexecMarker, "1", 1) == 0) ::execv(path.c_str(), argv);
   // Still here: exec refused (or the marker could not be set). Carry on as started.
   ::unsetenv(kReexecMarker);
   if (previous) {

@@ -417,10 +417,7 @@ class PersistentMap {
         } else {
           retired_.insert(retired_.end(), kept.begin(), kept.end());
         }
-        if (freed.head != nullptr) {
-          freed.tail->next = shared_free_;
-          shared_free_ = freed.head;
-        }
+        freed.SpliceInto(shared_free_);
         if (!rescan_) {
           scanning_ = false;
           return;
@@ -475,15 +472,13 @@ class PersistentMap {
     void DeleteTree(Node* node) {
       NodeChain chain;
       FreeTree(node, chain);
-      chain.tail->next = free_;
-      free_ = chain.head;
+      chain.SpliceInto(free_);
     }
     // `node` alone, unlinked and unreachable from any view.
     void DeleteNode(Node* node) {
       NodeChain chain;
       chain.Add(node);
-      chain.tail->next = free_;
-      free_ = chain.head;
+      chain.SpliceInto(free_);
     }
 
    private:
@@ -501,6 +496,13 @@ class PersistentMap {
         auto* block = new (static_cast<void*>(node)) FreeBlock{head};
         head = block;
         if (tail == nullptr) tail = block;
+      }
+      // Puts the chain's blocks at the front of `list` (and empties it).
+      void SpliceInto(FreeBlock*& list) {
+        if (head == nullptr) return;
+        tail->next = list;
+        list = head;
+        head = tail = nullptr;
       }
     };
 
@@ -546,10 +548,7 @@ class PersistentMap {
       }
       NodeChain chain;
       Free(retired, chain);
-      if (chain.head != nullptr) {
-        chain.tail->next = free_;
-        free_ = chain.head;
-      }
+      chain.SpliceInto(free_);
     }
     std::atomic<std::uint64_t> epoch_{1};
     std::atomic<std::uint64_t> newest_pin_{0};  // 0: no view
