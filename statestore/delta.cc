@@ -1,5 +1,6 @@
 #include "statestore/delta.h"
 
+#include <algorithm>
 #include <set>
 
 namespace gv::statestore {
@@ -38,10 +39,39 @@ bool Dominates(const VersionVector& a, const VersionVector& b) {
 bool Concurrent(const VersionVector& a, const VersionVector& b) { return Compare(a, b) == VvOrder::kConcurrent; }
 
 void MergeInto(VersionVector& into, const VersionVector& from) {
+  // One merge-style pass when every node of `from` is already in `into` (the
+  // common case: the same writers again); otherwise build the union in order,
+  // so that n new nodes cost one pass, not n insertions that each move the
+  // entries after them.
+  std::size_t missing = 0;
+  auto it = into.begin();
   for (const auto& [node, counter] : from) {
-    auto [it, inserted] = into.emplace(node, counter);
-    if (!inserted && it->second < counter) it->second = counter;
+    while (it != into.end() && it->first < node) ++it;
+    if (it != into.end() && it->first == node) {
+      if (it->second < counter) it->second = counter;
+    } else {
+      ++missing;
+    }
   }
+  if (missing == 0) return;
+  VersionVector merged;
+  merged.reserve(into.size() + missing);
+  auto a = into.begin();
+  auto b = from.begin();
+  while (a != into.end() || b != from.end()) {
+    if (b == from.end() || (a != into.end() && a->first < b->first)) {
+      merged.emplace_hint(merged.end(), a->first, a->second);
+      ++a;
+    } else if (a == into.end() || b->first < a->first) {
+      merged.emplace_hint(merged.end(), b->first, b->second);
+      ++b;
+    } else {
+      merged.emplace_hint(merged.end(), a->first, std::max(a->second, b->second));
+      ++a;
+      ++b;
+    }
+  }
+  into = std::move(merged);
 }
 
 std::string ToString(const VersionVector& vv) {

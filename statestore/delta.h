@@ -10,7 +10,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +17,7 @@
 #include "common/node_id.h"
 #include "common/status.h"
 #include "statestore/hlc.h"
+#include "statestore/version_vector.h"
 
 namespace gv::statestore {
 
@@ -36,9 +36,9 @@ inline constexpr std::size_t kMaxVvEntries = 16384;
 inline constexpr std::size_t kMaxEncodedDeltaBytes = 4 * 1024 * 1024;
 
 // ---- Version vectors -----------------------------------------------------
-// node -> counter (the seq of that node's latest delta that wrote the key).
-// Canonical form: no zero node id, no zero counter (absent means 0).
-using VersionVector = std::map<NodeId, std::uint64_t>;
+// VersionVector (statestore/version_vector.h): node -> counter (the seq of
+// that node's latest delta that wrote the key). Canonical form: no zero node
+// id, no zero counter (absent means 0).
 
 enum class VvOrder { kEqual, kBefore, kAfter, kConcurrent };
 

@@ -527,10 +527,7 @@ Status Store::MergeSnapshot(LoadedSnapshot snapshot, ApplyResult* released) {
     note_changed(key);
     changed_any = true;
   }
-  for (const auto& [node, counter] : snapshot.applied) {
-    std::uint64_t& ours = applied_[node];
-    ours = std::max(ours, counter);
-  }
+  MergeInto(applied_, snapshot.applied);  // one pass, not an insertion per new node
   if (changed_any) index_ = candidate_index;
   ReleaseHeldAfterVectorJump(result);
   return Status::Ok();

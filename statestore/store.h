@@ -48,19 +48,23 @@ struct StoreLimits {
 };
 
 // One key's state. Replicated fields converge; create/modify indexes are local.
+// The two flags come last so that they share one word of padding: the entry
+// is 112 bytes, and with the map's epoch its item is one 128-byte malloc
+// chunk (docs/benchmarks.md, "a flat version vector").
 struct KeyEntry {
-  std::string value;      // empty for a tombstone
-  bool tombstone = false;  // deleted; invisible to readers until GC drops it
+  std::string value;       // empty for a tombstone
   Hlc hlc;                 // the winning write's
   NodeId origin;           // the winning write's
   std::uint64_t flags = 0;
   VersionVector vv;        // join of every merged write's vector
-  bool conflict = false;   // more than one maximal (concurrent) write
   // Local: Index() when the key last became live, and when it last changed.
   // modify_index is the "version" of ?cas=.
   std::uint64_t create_index = 0;
   std::uint64_t modify_index = 0;
+  bool tombstone = false;  // deleted; invisible to readers until GC drops it
+  bool conflict = false;   // more than one maximal (concurrent) write
 };
+static_assert(sizeof(KeyEntry) <= 112, "KeyEntry grew: see the comment above");
 
 // A local write request (the HTTP layer's PUT/DELETE).
 struct LocalOp {

@@ -100,6 +100,7 @@ Result<sst::Delta> DecodeVerified(const std::uint8_t* data) {
                               " entries, over " + std::to_string(sst::kMaxVvEntries));
     }
     std::uint64_t previous_node = 0;
+    op.vv.reserve(vv->size());
     for (flatbuffers::uoffset_t j = 0; j < vv->size(); ++j) {
       const fb::VvEntry* entry = vv->Get(j);
       // Canonical form: strictly increasing nodes (so no duplicates and a unique encoding).

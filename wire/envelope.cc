@@ -312,6 +312,7 @@ class Decoder {
       return OverLimit(what, v->size(), "entries", "max_vector_entries", limits_.max_vector_entries);
     }
     std::uint64_t previous_node = 0;
+    out.reserve(v->size());
     for (flatbuffers::uoffset_t i = 0; i < v->size(); ++i) {
       const fb::VvEntry* entry = v->Get(i);
       const std::string at = what + "[" + std::to_string(i) + "]";

@@ -71,6 +71,7 @@ Status ReadApplied(const flatbuffers::Vector<const fb::VvEntry*>* in, std::size_
   GV_RETURN_IF_ERROR(CheckAligned(*in, alignof(fb::VvEntry), "applied"));
   if (in->size() > max_entries) return OverLimit("applied", in->size(), "entries", "max_vector_entries", max_entries);
   std::uint64_t previous = 0;
+  out.reserve(out.size() + in->size());
   for (flatbuffers::uoffset_t i = 0; i < in->size(); ++i) {
     const fb::VvEntry* entry = in->Get(i);
     const std::string at = "applied[" + std::to_string(i) + "]";
