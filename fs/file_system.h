@@ -28,6 +28,11 @@ enum class OpenMode {
   kCreateOrOpen,  // created if missing (O_CREAT); read-write
 };
 
+// Offsets, sizes and buffer addresses of writes to a file with direct I/O
+// (File::EnableDirectIo) are multiples of this: the page size, which covers
+// the logical block size of common disks.
+inline constexpr std::size_t kDirectIoAlignment = 4096;
+
 // An open file. Positional I/O only: there is no shared file offset, so
 // readers and the single writer never race on a cursor.
 class File {
@@ -49,6 +54,14 @@ class File {
   // left to wait for. Makes nothing durable and promises nothing; a writer
   // of a large file calls it as it goes so the disk works while it encodes.
   virtual Status StartWriteback(std::uint64_t offset, std::uint64_t length) = 0;
+  // Later WriteAts bypass the page cache (O_DIRECT): the disk reads the
+  // caller's buffer, so a large file costs no copy into the page cache and
+  // no writeback work afterwards. Each later WriteAt must be aligned: its
+  // offset, size and buffer address multiples of kDirectIoAlignment. Nothing
+  // is durable before Sync, as with any write. Fails, changing nothing, where
+  // the file system cannot (tmpfs on older kernels); the caller then keeps
+  // writing through the page cache.
+  virtual Status EnableDirectIo() = 0;
   // Reserves [offset, offset+length) on disk, extending the size if needed
   // (fallocate mode 0). The new range reads as zeros.
   virtual Status Allocate(std::uint64_t offset, std::uint64_t length) = 0;

@@ -40,6 +40,13 @@ class MemFile final : public File {
   Status WriteAt(std::uint64_t offset, std::string_view data) override {
     std::lock_guard lock(fs_->mu_);
     GV_RETURN_IF_ERROR(CheckUsable("write"));
+    if (direct_ && (offset % kDirectIoAlignment != 0 || data.size() % kDirectIoAlignment != 0 ||
+                    reinterpret_cast<std::uintptr_t>(data.data()) % kDirectIoAlignment != 0)) {
+      // What pwrite on an O_DIRECT descriptor answers (EINVAL).
+      return Status::InvalidArgument("write " + path_ + " @" + std::to_string(offset) + " +" +
+                                     std::to_string(data.size()) + ": direct I/O needs offset, size and buffer aligned to " +
+                                     std::to_string(kDirectIoAlignment) + " bytes");
+    }
     GV_RETURN_IF_ERROR(fs_->BeginOp(MemOp::kWrite, "write " + path_ + " @" + std::to_string(offset) + " +" +
                                                       std::to_string(data.size())));
     MemFileSystem::Change change{MemFileSystem::Change::kWrite, offset, std::string(data)};
@@ -80,6 +87,18 @@ class MemFile final : public File {
   Status StartWriteback(std::uint64_t, std::uint64_t) override {
     std::lock_guard lock(fs_->mu_);
     return CheckHandle("sync_file_range");
+  }
+
+  // Not an operation of the model (it changes no content): it only makes
+  // later writes check their alignment, as O_DIRECT does.
+  Status EnableDirectIo() override {
+    std::lock_guard lock(fs_->mu_);
+    GV_RETURN_IF_ERROR(CheckUsable("fcntl O_DIRECT"));
+    if (!fs_->direct_io_supported_) {
+      return Status::IOError("fcntl O_DIRECT " + path_ + ": Invalid argument (direct I/O not supported here)");
+    }
+    direct_ = true;
+    return Status::Ok();
   }
 
   Status Allocate(std::uint64_t offset, std::uint64_t length) override {
@@ -139,6 +158,7 @@ class MemFile final : public File {
   std::string path_;
   bool writable_;
   bool closed_ = false;
+  bool direct_ = false;  // EnableDirectIo: writes must be aligned
 };
 
 MemFileSystem::MemFileSystem() {
@@ -368,6 +388,11 @@ void MemFileSystem::SetSyncHook(std::function<void()> hook) {
   sync_hook_ = std::move(hook);
 }
 
+void MemFileSystem::SetDirectIoSupported(bool supported) {
+  std::lock_guard lock(mu_);
+  direct_io_supported_ = supported;
+}
+
 std::uint64_t MemFileSystem::operation_count() const {
   std::lock_guard lock(mu_);
   return op_count_;
@@ -395,6 +420,7 @@ std::unique_ptr<MemFileSystem> MemFileSystem::Clone() const {
   auto copy = std::make_unique<MemFileSystem>();
   copy->state_ = state_;
   copy->op_count_ = op_count_;
+  copy->direct_io_supported_ = direct_io_supported_;
   return copy;
 }
 

@@ -67,6 +67,10 @@ class MemFileSystem final : public FileSystem {
   // test hold a sync open while other threads queue up behind it).
   void SetSyncHook(std::function<void()> hook);
 
+  // Whether File::EnableDirectIo succeeds (default true: writes then must be
+  // aligned, as with O_DIRECT); false models tmpfs on older kernels.
+  void SetDirectIoSupported(bool supported);
+
   // Mutating operations performed so far (the K of CrashAtOperation).
   std::uint64_t operation_count() const;
   // "sync wal/00000000000000000001.wal" for operation k (1-based), or "".
@@ -111,6 +115,7 @@ class MemFileSystem final : public FileSystem {
   std::map<MemOp, std::uint64_t> op_counts_;
   std::vector<std::string> op_log_;
   std::function<void()> sync_hook_;
+  bool direct_io_supported_ = true;
 };
 
 }  // namespace gv::fs

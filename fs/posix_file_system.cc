@@ -31,7 +31,11 @@ class PosixFile final : public File {
       const ssize_t n = ::pwrite(fd_, p, left, static_cast<off_t>(offset));
       if (n < 0) {
         if (errno == EINTR) continue;
-        return ErrnoStatus("pwrite", path_, errno);
+        // A disk whose blocks are larger than kDirectIoAlignment refuses the
+        // aligned write: go on through the page cache.
+        const int err = errno;
+        if (err == EINVAL && direct_ && SetDirect(false) == 0) continue;
+        return ErrnoStatus("pwrite", path_, err);
       }
       p += n;
       left -= static_cast<std::size_t>(n);
@@ -69,6 +73,12 @@ class PosixFile final : public File {
     return Status::Ok();
   }
 
+  Status EnableDirectIo() override {
+    if (fd_ < 0) return Status::IOError("fcntl O_DIRECT " + path_ + ": file is closed");
+    if (SetDirect(true) != 0) return ErrnoStatus("fcntl O_DIRECT", path_, errno);
+    return Status::Ok();
+  }
+
   Status Allocate(std::uint64_t offset, std::uint64_t length) override {
     if (fd_ < 0) return Status::IOError("fallocate " + path_ + ": file is closed");
     // posix_fallocate returns the error instead of setting errno.
@@ -100,8 +110,19 @@ class PosixFile final : public File {
   }
 
  private:
+  // Sets or clears O_DIRECT on the open file (Linux allows F_SETFL to change
+  // it); 0 or -1 with errno.
+  int SetDirect(bool on) {
+    const int flags = ::fcntl(fd_, F_GETFL);
+    if (flags < 0) return -1;
+    if (::fcntl(fd_, F_SETFL, on ? (flags | O_DIRECT) : (flags & ~O_DIRECT)) != 0) return -1;
+    direct_ = on;
+    return 0;
+  }
+
   int fd_;
   std::string path_;
+  bool direct_ = false;
 };
 
 }  // namespace

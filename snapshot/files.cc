@@ -4,19 +4,14 @@
 #include <cstdio>
 #include <utility>
 
+#include "fs/block_writer.h"
+
 namespace gv::snapshot {
 
 namespace {
 
 constexpr std::size_t kCounterDigits = 20;
 constexpr std::size_t kReadBlockBytes = 1u << 20;
-// WriteSnapshotFile starts writeback of every this many bytes written, so
-// the disk writes while the encoder works and the final fdatasync waits
-// only for the tail: ~3 ms instead of ~50 for 141 MB (docs/benchmarks.md,
-// 2026-12-06). It also keeps 141 MB of dirty pages from queueing ahead of
-// the WAL's own fdatasync on the same disk.
-constexpr std::uint64_t kWritebackStepBytes = 8u << 20;
-
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -116,28 +111,21 @@ Result<SnapshotFileInfo> WriteSnapshotFile(fs::FileSystem& fs, const std::string
   const Names* names = &temp->names;
   fs::File& file = *temp->file;
   // Encoding runs on helper threads (EncodeSnapshotParallel) while this
-  // thread checksums the chunks and writes them, in order, starting the
-  // disk's writeback every kWritebackStepBytes without waiting for it.
-  // (Waiting for it instead, an fdatasync every 32 MiB, showed no clear gain
-  // over one sync at the end: docs/benchmarks.md.)
-  std::uint64_t offset = 0;
-  std::uint64_t writeback_from = 0;
-  auto sink = [&](std::string_view frame) -> Status {
-    GV_RETURN_IF_ERROR(file.WriteAt(offset, frame));
-    offset += frame.size();
-    if (offset - writeback_from >= kWritebackStepBytes) {
-      // A hint: if it fails, the final Sync writes (and reports) it all.
-      (void)file.StartWriteback(writeback_from, offset - writeback_from);
-      writeback_from = offset;
-    }
-    return Status::Ok();
-  };
+  // thread checksums the chunks and copies them, in order, into blocks that
+  // a BlockWriter's thread writes meanwhile, with direct I/O where it can:
+  // on 2 cores the page cache's copy and writeback are CPU the encoders
+  // want, and a write that waits for the disk must not hold up the
+  // checksums (docs/benchmarks.md, "direct I/O for the snapshot file").
+  fs::BlockWriter writer(file);
+  auto sink = [&](std::string_view frame) -> Status { return writer.Append(frame); };
   ParallelEncodeOptions options;
   options.threads = encode_threads;
   options.helper_nice = helper_nice;
   Result<EncodeSummary> encoded = EncodeSnapshotParallel(std::move(view), created_wall_ms, wal_lsn, sink, options);
-  Status written = encoded.ok() ? Publish(fs, file, dir, *names) : encoded.status();
+  Status written = encoded.ok() ? writer.Finish() : encoded.status();
+  if (written.ok()) written = Publish(fs, file, dir, *names);
   if (!written.ok()) {
+    writer.Abort();  // its thread may still be writing
     (void)file.Close();
     (void)fs.Remove(names->temp);  // best effort; CleanTempFiles catches what a crash leaves
     return written;

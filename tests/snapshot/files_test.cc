@@ -355,7 +355,7 @@ TEST_CASE("snapshot files: a file written across many batches holds exactly the 
   MakeDataDir(fs);
   auto written = WriteSnapshotFile(fs, kDir, store.Capture(), 4, 5);
   REQUIRE(written.ok());
-  REQUIRE(fs.count(fs::MemOp::kWrite) >= 5);  // several batches, so their order is checked below
+  REQUIRE(fs.count(fs::MemOp::kWrite) >= 3);  // several 4 MiB blocks, so their order is checked below
   const std::string expected = EncodeSnapshot(store.Capture(), 4, 5);
   auto bytes = fs::ReadFileToString(fs, written->path, kMaxSnapshotFileBytes);
   REQUIRE(bytes.ok());
