@@ -30,6 +30,41 @@ TEST_CASE("crc32c extends incrementally at every split point") {
   }
 }
 
+namespace {
+// Bit at a time, straight from the definition: the reference for the fast paths.
+std::uint32_t BitwiseCrc32c(const unsigned char* p, std::size_t n) {
+  std::uint32_t c = 0xffffffffu;
+  for (std::size_t i = 0; i < n; ++i) {
+    c ^= p[i];
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+  }
+  return ~c;
+}
+}  // namespace
+
+TEST_CASE("crc32c equals the bitwise definition for lengths around the interleaved block sizes") {
+  // The hardware path joins three streams over runs of 3 x 8192 and
+  // 3 x 256 bytes: lengths on both sides of those, and odd tails.
+  std::vector<unsigned char> data(3 * 8192 * 2 + 3 * 256 + 17);
+  std::uint32_t x = 12345;
+  for (unsigned char& b : data) {
+    x = x * 1103515245u + 12345u;
+    b = static_cast<unsigned char>(x >> 24);
+  }
+  for (std::size_t n : {std::size_t{0}, std::size_t{7}, std::size_t{767}, std::size_t{768}, std::size_t{769},
+                        std::size_t{3 * 256 * 2 + 5}, std::size_t{24575}, std::size_t{24576}, std::size_t{24577},
+                        std::size_t{24576 + 768 + 9}, data.size()}) {
+    CAPTURE(n);
+    CHECK(crc32c::Value(data.data(), n) == BitwiseCrc32c(data.data(), n));
+    // Continuing from a nonzero state through the interleaved path.
+    const std::size_t cut = n / 3;
+    CHECK(crc32c::Extend(crc32c::Value(data.data(), cut), data.data() + cut, n - cut) ==
+          BitwiseCrc32c(data.data(), n));
+  }
+  // From an unaligned start, so the 8-byte loads straddle words.
+  CHECK(crc32c::Value(data.data() + 3, 24576 + 1000) == BitwiseCrc32c(data.data() + 3, 24576 + 1000));
+}
+
 TEST_CASE("crc32c mask round-trips and differs from the raw value") {
   for (std::uint32_t v : {0u, 1u, 0xe3069283u, 0xffffffffu}) {
     CHECK(crc32c::Unmask(crc32c::Mask(v)) == v);
