@@ -165,9 +165,11 @@ class EntryStream {
         cursor_ = Cursor();  // the segment ends here
         break;
       }
+      // The entry's first, middle and last bytes: its lines (the entry and
+      // the map's epoch before it make a 120-byte item).
       Prefetch(p.entry);
       Prefetch(&p.entry->vv);
-      Prefetch(&p.entry->modify_index);
+      Prefetch(&p.entry->conflict);
       ring_[taken_++ % kRing] = p;
       cursor_.Next();
     }
@@ -228,13 +230,14 @@ class ChunkBodyBuilder {
   std::uint32_t Entries(EntryStream& stream, std::uint64_t position, std::uint64_t first_entry) {
     keys_.clear();
     values_.clear();
+    values_bytes_ = 0;
     records_.clear();
     nodes_.clear();
     node_refs_.clear();
     last_node_ = 0;
     std::uint32_t count = 0;
     const void* segment = nullptr;
-    while (keys_.size() + values_.size() + records_.size() + nodes_.size() * 8 < target_) {
+    while (keys_.size() + values_bytes_ + records_.size() + nodes_.size() * 8 < target_) {
       const Pending* p = stream.Peek();
       if (p == nullptr || (count > 0 && p->segment != segment)) break;
       segment = p->segment;
@@ -245,7 +248,14 @@ class ChunkBodyBuilder {
     auto as_bytes = [](const std::string& s) { return reinterpret_cast<const std::uint8_t*>(s.data()); };
     auto nodes_vector = builder_.CreateVector(nodes_);
     auto keys_vector = builder_.CreateVector(as_bytes(keys_), keys_.size());
-    auto values_vector = builder_.CreateVector(as_bytes(values_), values_.size());
+    std::uint8_t* values_out = nullptr;
+    const auto values_vector = flatbuffers::Offset<flatbuffers::Vector<std::uint8_t>>(
+        builder_.CreateUninitializedVector(values_bytes_, sizeof(std::uint8_t), &values_out));
+    for (std::string_view value : values_) {
+      if (value.empty()) continue;  // tombstones; and memcpy wants non-null pointers
+      std::memcpy(values_out, value.data(), value.size());
+      values_out += value.size();
+    }
     auto records_vector = builder_.CreateVector(as_bytes(records_), records_.size());
     auto body =
         fb::CreateEntries(builder_, first_entry, count, nodes_vector, keys_vector, values_vector, records_vector);
@@ -282,7 +292,10 @@ class ChunkBodyBuilder {
   // Appends one entry to the chunk's columns.
   void Append(std::string_view key, const sst::KeyEntry& entry) {
     keys_ += key;
-    values_ += entry.value;
+    // Not copied here: Entries copies each value once, straight into the
+    // builder (values are most of the bytes; the view keeps them alive).
+    values_.push_back(entry.value);
+    values_bytes_ += entry.value.size();
     // The record in place: 9 fields and 2 per vector entry, each at most
     // kMaxVarintBytes; trimmed to what was written.
     const std::size_t start = records_.size();
@@ -307,7 +320,9 @@ class ChunkBodyBuilder {
   std::size_t target_;
   flatbuffers::FlatBufferBuilder builder_{64 * 1024};
   // Columns of the chunk being built, reused across chunks.
-  std::string keys_, values_, records_;
+  std::string keys_, records_;
+  std::vector<std::string_view> values_;  // into the view's entries
+  std::size_t values_bytes_ = 0;
   std::vector<std::uint64_t> nodes_;
   std::map<std::uint64_t, std::uint64_t> node_refs_;
   std::uint64_t last_node_ = 0, last_ref_ = 0;  // NodeRef's one-entry cache (0: none; node ids are non-zero)
@@ -795,6 +810,7 @@ struct SnapshotDecoder::State {
     SnapshotMeta m;
     m.format_version = h.format_version();
     m.node = NodeId(h.node());
+    m.applied.reserve(applied->size());
     for (flatbuffers::uoffset_t i = 0; i < applied->size(); ++i) {
       const fb::VvEntry* e = applied->Get(i);
       if (e->node() == 0 || e->counter() == 0) return Status::Corruption("applied vector has a zero node or counter");
@@ -877,6 +893,7 @@ struct SnapshotDecoder::State {
                                   std::to_string(sst::kMaxVvEntries));
       }
       std::uint64_t previous_node = 0;
+      entry.vv.reserve(vv_size);
       for (std::uint64_t j = 0; j < vv_size; ++j) {
         std::uint64_t ref, counter, node;
         if (!records.Read(&ref) || !records.Read(&counter)) return fail("truncated record");
