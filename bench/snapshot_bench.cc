@@ -80,6 +80,13 @@ long InvoluntarySwitches() {
   return usage.ru_nivcsw;
 }
 
+// Minor page faults of the calling thread so far (first touches of fresh memory).
+long MinorFaults() {
+  rusage usage{};
+  ::getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_minflt;
+}
+
 double Since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 double Median(std::vector<double> v) {
@@ -389,15 +396,24 @@ void BenchStore(const Config& c) {
   // running: what path copying costs on its own, apart from the encoder's
   // use of the other core (a diagnostic, not a target).
   std::vector<double> busy_s, idle_p50, idle_p99, busy_p50, busy_p99, round_ratio, held_p99, busy_p90, busy_p999,
-      preempted_share, release_s;
+      preempted_share, release_s, idle_faults, held_faults;
   std::size_t writes_during = 0, idle_writes = 20'000;
   for (int r = 0; r < c.rounds; ++r) {
     std::vector<double> idle_lat, held_lat, busy_lat;
-    idle_lat.reserve(idle_writes);
+    // Reserved and touched first, so that their own pages are not counted
+    // as faults of the writes.
+    idle_lat.assign(idle_writes, 0.0);
+    idle_lat.clear();
+    held_lat.assign(idle_writes, 0.0);
+    held_lat.clear();
+    const long idle_faults_before = MinorFaults();
     for (std::size_t i = 0; i < idle_writes; ++i) idle_lat.push_back(writer.WriteOne());
+    idle_faults.push_back(static_cast<double>(MinorFaults() - idle_faults_before) / static_cast<double>(idle_writes));
     {
       const sst::StoreView held = store.Capture();
+      const long faults_before = MinorFaults();
       for (std::size_t i = 0; i < idle_writes; ++i) held_lat.push_back(writer.WriteOne());
+      held_faults.push_back(static_cast<double>(MinorFaults() - faults_before) / static_cast<double>(idle_writes));
     }
     held_p99.push_back(Percentile(held_lat, 0.99));
     std::atomic<bool> done{false};
@@ -447,6 +463,8 @@ void BenchStore(const Config& c) {
   std::printf("  diagnostic: p99 %.0f ns with a snapshot held but no encoder running (path copying alone); "
               "ratio to idle %.2f\n",
               Median(held_p99), Median(held_p99) / Median(idle_p99));
+  std::printf("  diagnostic: minor page faults of the store thread per 100 writes: %.2f idle, %.2f with a snapshot held\n",
+              Median(idle_faults) * 100, Median(held_faults) * 100);
   std::printf("  diagnostic: with a snapshot in progress p90 %.0f ns, p99.9 %.0f ns; the store thread was preempted "
               "(involuntary context switches) in %.3f%% of its writes\n",
               Median(busy_p90), Median(busy_p999), Median(preempted_share) * 100);
