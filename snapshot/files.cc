@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::size_t kCounterDigits = 20;
 constexpr std::size_t kReadBlockBytes = 1u << 20;
+
 bool AllDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
