@@ -9,6 +9,7 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
@@ -86,6 +87,7 @@ Status AppendInPieces(BlockWriter& writer, const std::string& bytes, Prng& prng)
 // its WriteAt can be held at a gate until the test opens it.
 class ProbeFile final : public File {
  public:
+  static constexpr std::chrono::seconds kGateTimeout{30};
   struct Range {
     std::uint64_t offset;
     std::uint64_t length;
@@ -98,7 +100,10 @@ class ProbeFile final : public File {
       std::unique_lock lock(mu_);
       ++entered_;
       cv_.notify_all();
-      cv_.wait(lock, [&] { return !gate_closed_; });
+      // Bounded: a test that never opens the gate fails instead of hanging.
+      if (!cv_.wait_for(lock, kGateTimeout, [&] { return !gate_closed_; })) {
+        return Status::IOError("probe: the gate stayed closed for " + std::to_string(kGateTimeout.count()) + " s");
+      }
       writes_.push_back({offset, data.size()});
       if (reinterpret_cast<std::uintptr_t>(data.data()) % kDirectIoAlignment != 0) ++unaligned_buffers_;
     }
@@ -136,10 +141,11 @@ class ProbeFile final : public File {
     gate_closed_ = false;
     cv_.notify_all();
   }
-  // Waits until `n` WriteAt calls have begun (no timeout: ctest's bounds the test).
+  // Waits until `n` WriteAt calls have begun (at most kGateTimeout).
   void WaitEntered(std::size_t n) {
     std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return entered_ >= n; });
+    REQUIRE_MESSAGE(cv_.wait_for(lock, kGateTimeout, [&] { return entered_ >= n; }),
+                    "fewer than " << n << " writes began within " << kGateTimeout.count() << " s");
   }
   std::vector<Range> writes() {
     std::lock_guard lock(mu_);
