@@ -41,7 +41,9 @@ struct SnapshotFileInfo {
 // Creates DIR if missing. On failure the temp file is removed (best effort).
 // Encoding runs on `encode_threads` helper threads (EncodeSnapshotParallel;
 // 0 = on the calling thread), all joined before this returns; the calling
-// thread writes. The file's bytes do not depend on the thread count.
+// thread checksums the chunks into 4 MiB blocks that an fs::BlockWriter
+// thread writes, with direct I/O where the file system takes it. The file's
+// bytes do not depend on the thread count.
 Result<SnapshotFileInfo> WriteSnapshotFile(fs::FileSystem& fs, const std::string& dir, statestore::StoreView view,
                                            std::uint64_t created_wall_ms, std::uint64_t wal_lsn,
                                            std::size_t encode_threads = ParallelEncodeOptions{}.threads,
