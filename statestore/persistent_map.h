@@ -7,9 +7,9 @@
 // children[i + 1] and > every key of children[i]. A node is one fixed-size
 // block (about 2.8 KiB) holding its child or item pointers and its keys
 // (bytes, end offsets, lookup aids; the bytes move to the heap only past
-// 1.5 KiB), taken from its domain's slabs. An item is a value alone, its own
-// block: its key is in its leaf only. Nodes and items are plain pointers: no
-// reference counts.
+// 1.5 KiB). An item is a value alone, its own block: its key is in its leaf
+// only. Nodes and items come from their domain's slabs and free lists, not
+// from malloc (see Domain). They are plain pointers: no reference counts.
 //
 // Ownership by epochs. Every map that is written (a "live" map) has a Domain.
 // A copy of a live map is a view: it pins the domain's current epoch P, and
@@ -42,7 +42,8 @@
 // acquire ordering, and a view's release publishes it with release ordering
 // (under the domain's mutex), so a reader's reads of a node happen before the
 // owner writes that node in place. Pinning, unpinning and retiring take the
-// mutex; freeing happens outside it.
+// mutex, and so does an allocation that takes the blocks other threads freed;
+// freeing happens outside it.
 //
 // Views are read-only. A write to a view (or to a copy of one) first turns it
 // into a live map of its own by copying every item (O(n)); the store asks for
@@ -60,7 +61,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <limits>
 #include <map>
 #include <memory>
@@ -338,9 +338,20 @@ class PersistentMap {
     }
   };
 
-  // The epochs, the pinned views, the retired objects and the node memory of
-  // one live map (and of its views, which keep it alive). See the header
-  // comment.
+  // The epochs, the pinned views, the retired objects and the node and item
+  // memory of one live map (and of its views, which keep it alive). See the
+  // header comment.
+  //
+  // Why its own memory. A write while a view is held copies an item (and, on
+  // a first write to a leaf, the leaf) and retires the old one; the thread
+  // that drops the view frees them in bulk. Through malloc, those bulk frees
+  // made glibc consolidate its fast bins and the store thread's next
+  // allocations took the slow path: the write path's tail (issue 5). Nodes
+  // and items now come from this domain's slabs and go back to its free
+  // lists, and the retired list lives in chunks it recycles: a write while a
+  // view is held calls malloc only for what its value itself allocates (and
+  // when a slab or the spare chunks run out, which a steady load soon stops
+  // doing).
   class Domain {
    public:
     Domain() = default;
@@ -348,9 +359,13 @@ class PersistentMap {
     Domain& operator=(const Domain&) = delete;
     ~Domain() {
       // No view is left (each holds the domain) and the live map is gone.
-      NodeChain discarded;
-      for (const Retired& retired : retired_) Free(retired, discarded);
-      for (void* slab : slabs_) ::operator delete(slab);
+      Freed discarded;
+      for (RetiredChunk* chunk = retired_; chunk != nullptr; chunk = chunk->next) {
+        for (std::size_t i = 0; i < chunk->count; ++i) Free(chunk->entries[i], discarded);
+      }
+      DeleteChunks(retired_);
+      DeleteChunks(spare_chunks_);
+      // The blocks' memory is the slabs': the pools free those.
     }
 
     // The epoch objects are made in now. Owner thread.
@@ -388,48 +403,109 @@ class PersistentMap {
         scanning_ = true;
       }
       for (;;) {
-        std::deque<Retired> candidates;
+        RetiredChunk* candidates;
         std::vector<std::uint64_t> pins;  // ascending
+        // Spares this scan may add. Only a scan adds spares, one scan runs at
+        // a time, and the owner only takes them: the room can only grow.
+        std::size_t spare_room;
         {
           std::lock_guard<std::mutex> lock(mu_);
           rescan_ = false;
-          candidates.swap(retired_);
+          candidates = std::exchange(retired_, nullptr);
           for (const auto& entry : pins_) pins.push_back(entry.first);
+          spare_room = kMaxSpareChunks - spare_chunk_count_;
         }
         // Outside the lock, so the owner's writes do not wait for this scan.
         // Pins made meanwhile are at or after every candidate's unlink epoch,
         // so they cannot reach one; pins dropped meanwhile set rescan_.
-        std::deque<Retired> kept;
-        NodeChain freed;
-        for (const Retired& retired : candidates) {
-          if (Reachable(retired, pins)) {
-            kept.push_back(retired);
-          } else {
-            Free(retired, freed);
+        // What is kept is packed into the first chunks, in place (the write
+        // position never passes the read position); the chunks left over
+        // become spares.
+        Freed freed;
+        RetiredChunk* write_chunk = candidates;
+        std::size_t write_index = 0;
+        for (RetiredChunk* chunk = candidates; chunk != nullptr; chunk = chunk->next) {
+          for (std::size_t i = 0; i < chunk->count; ++i) {
+            const Retired& retired = chunk->entries[i];
+            if (!Reachable(retired, pins)) {
+              Free(retired, freed);
+              continue;
+            }
+            if (write_index == kRetiredPerChunk) {
+              write_chunk->count = kRetiredPerChunk;
+              write_chunk = write_chunk->next;
+              write_index = 0;
+            }
+            write_chunk->entries[write_index++] = retired;
           }
         }
-        std::lock_guard<std::mutex> lock(mu_);
-        // Order does not matter: the smaller list joins the larger one, so
-        // the owner's Retire waits for the few retired meanwhile at most.
-        if (kept.size() > retired_.size()) {
-          kept.insert(kept.end(), retired_.begin(), retired_.end());
-          retired_.swap(kept);
+        RetiredChunk* kept = nullptr;  // the packed chunks
+        RetiredChunk* kept_tail = nullptr;
+        RetiredChunk* emptied = candidates;  // the rest
+        if (write_index > 0) {
+          write_chunk->count = write_index;
+          kept = candidates;
+          kept_tail = write_chunk;
+          emptied = std::exchange(write_chunk->next, nullptr);
+        }
+        // The emptied chunks become spares, up to the room; the rest are deleted.
+        std::size_t emptied_count = 0;
+        RetiredChunk* emptied_tail = nullptr;
+        RetiredChunk* surplus = nullptr;
+        for (RetiredChunk* chunk = emptied; chunk != nullptr && emptied_count < spare_room; chunk = chunk->next) {
+          chunk->count = 0;
+          emptied_tail = chunk;
+          ++emptied_count;
+        }
+        if (emptied_tail != nullptr) {
+          surplus = std::exchange(emptied_tail->next, nullptr);
         } else {
-          retired_.insert(retired_.end(), kept.begin(), kept.end());
+          surplus = std::exchange(emptied, nullptr);
         }
-        freed.SpliceInto(shared_free_);
-        if (!rescan_) {
-          scanning_ = false;
-          return;
+        bool done;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          // Order does not matter; the owner fills whichever chunk is first.
+          if (kept != nullptr) {
+            kept_tail->next = retired_;
+            retired_ = kept;
+          }
+          if (emptied != nullptr) {
+            emptied_tail->next = spare_chunks_;
+            spare_chunks_ = emptied;
+            spare_chunk_count_ += emptied_count;
+          }
+          SpliceShared(freed.nodes, nodes_);
+          SpliceShared(freed.items, items_);
+          done = !rescan_;
+          if (done) scanning_ = false;
         }
+        DeleteChunks(surplus);
+        if (done) return;
       }
     }
 
-    // Objects waiting for views to go (test support).
+    // Test support: objects waiting for views to go; memory held.
     std::size_t RetiredCount() {
       std::lock_guard<std::mutex> lock(mu_);
-      return retired_.size();
+      std::size_t count = 0;
+      for (const RetiredChunk* chunk = retired_; chunk != nullptr; chunk = chunk->next) count += chunk->count;
+      return count;
     }
+    struct MemoryForTest {
+      std::size_t node_slabs = 0;
+      std::size_t item_slabs = 0;
+      std::size_t retired_chunks = 0;  // in use
+      std::size_t spare_chunks = 0;
+    };
+    // Owner thread.
+    MemoryForTest Memory() {
+      std::lock_guard<std::mutex> lock(mu_);
+      MemoryForTest memory{nodes_.slabs.size(), items_.slabs.size(), 0, spare_chunk_count_};
+      for (const RetiredChunk* chunk = retired_; chunk != nullptr; chunk = chunk->next) ++memory.retired_chunks;
+      return memory;
+    }
+    static constexpr std::size_t kMaxSpareChunksForTest() { return kMaxSpareChunks; }
 
     // Unlinked from the live tree by the owner: a node alone (not its
     // children), an item, or a whole tree (the live map went away).
@@ -438,62 +514,81 @@ class PersistentMap {
     // A tree holds objects of every age: any view may reach some of it.
     void RetireTree(Node* root) { Retire(Retired{root, Kind::kTree, 0, 0}); }
 
-    // Node memory. Nodes are one size (about 2.8 KiB, over glibc's per-thread
-    // cache limit, so malloc would take its slow path and consolidate its
-    // fast bins on every copy); they come from slabs of this domain and go
-    // back to a free list. Owner thread, except as noted.
+    // Node and item memory, owner thread. Nodes are one size (about 2.8 KiB,
+    // over glibc's per-thread cache limit, so malloc would take its slow path
+    // and consolidate its fast bins on every copy), and so are items (which
+    // other threads free in bulk: see above); both come from this domain's
+    // slabs and go back to its free lists.
     template <typename... Args>
     Node* NewNode(Args&&... args) {
-      return new (AllocateNode()) Node(std::forward<Args>(args)...);
+      return Construct<Node>(nodes_, std::forward<Args>(args)...);
     }
-    // Room for one node, to be constructed with placement new.
-    void* AllocateNode() {
-      if (free_ == nullptr) {
-        std::lock_guard<std::mutex> lock(mu_);
-        free_ = std::exchange(shared_free_, nullptr);  // what other threads freed
-      }
-      void* block;
-      if (free_ != nullptr) {
-        block = free_;
-        free_ = free_->next;
-      } else {
-        if (slab_left_ == 0) {
-          slabs_.push_back(::operator new(sizeof(Node) * kNodesPerSlab));
-          slab_next_ = static_cast<char*>(slabs_.back());
-          slab_left_ = kNodesPerSlab;
-        }
-        block = slab_next_;
-        slab_next_ += sizeof(Node);
-        --slab_left_;
-      }
-      return block;
+    template <typename... Args>
+    Item* NewItem(Args&&... args) {
+      return Construct<Item>(items_, std::forward<Args>(args)...);
     }
-    // Every node and item under `node` (a builder's leaves). Owner thread.
+    // Room for one node, to be constructed with placement new; a failed
+    // construction gives it back with ReturnNodeBlock.
+    void* AllocateNode() { return Allocate(nodes_); }
+    // The block the next AllocateNode will most likely return (null if it
+    // will have to look further), for prefetching.
+    void* PeekNodeBlock() const {
+      if (nodes_.free != nullptr) return nodes_.free;
+      return nodes_.slab_left > 0 ? nodes_.slab_next : nullptr;
+    }
+    void ReturnNodeBlock(void* block) { Push(nodes_, block); }
+    // Every node and item under `node` (a builder's leaves).
     void DeleteTree(Node* node) {
-      NodeChain chain;
-      FreeTree(node, chain);
-      chain.SpliceInto(free_);
+      Freed freed;
+      FreeTree(node, freed);
+      freed.nodes.SpliceInto(nodes_.free);
+      freed.items.SpliceInto(items_.free);
     }
-    // `node` alone, unlinked and unreachable from any view.
+    // `node` alone, or an item, unlinked and unreachable from any view.
     void DeleteNode(Node* node) {
-      NodeChain chain;
-      chain.Add(node);
-      chain.SpliceInto(free_);
+      node->~Node();
+      Push(nodes_, node);
+    }
+    void DeleteItem(Item* item) {
+      item->~Item();
+      Push(items_, item);
     }
 
    private:
-    static constexpr std::size_t kNodesPerSlab = 128;
-    // A freed node's block, linked into a free list.
+    // A free block, linked into a free list.
     struct FreeBlock {
       FreeBlock* next;
     };
-    static_assert(sizeof(Node) >= sizeof(FreeBlock));
-    struct NodeChain {
+    static_assert(sizeof(Node) >= sizeof(FreeBlock) && sizeof(Item) >= sizeof(FreeBlock));
+    // Blocks are carved from ::operator new's memory at multiples of their size.
+    static_assert(alignof(Node) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__ &&
+                  alignof(Item) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    // Blocks of one size from slabs. `free` is the owner's; `shared_free`
+    // holds what other threads freed (under mu_), taken when `free` runs out.
+    struct Pool {
+      Pool(std::size_t block, std::size_t per_slab) : block_bytes(block), blocks_per_slab(per_slab) {}
+      Pool(const Pool&) = delete;
+      Pool& operator=(const Pool&) = delete;
+      ~Pool() {
+        for (void* slab : slabs) ::operator delete(slab);
+      }
+      const std::size_t block_bytes;
+      const std::size_t blocks_per_slab;
+      FreeBlock* free = nullptr;
+      FreeBlock* shared_free = nullptr;  // under mu_
+      // shared_free is not empty. Written under mu_; read without it as a
+      // hint (a stale false only means a slab block is carved instead).
+      std::atomic<bool> shared_available{false};
+      std::vector<void*> slabs;
+      char* slab_next = nullptr;
+      std::size_t slab_left = 0;
+    };
+    // Destroyed objects' blocks, linked in a chain to be spliced into a list.
+    struct BlockChain {
       FreeBlock* head = nullptr;
       FreeBlock* tail = nullptr;
-      void Add(Node* node) {
-        node->~Node();
-        auto* block = new (static_cast<void*>(node)) FreeBlock{head};
+      void Add(void* object) {
+        auto* block = new (object) FreeBlock{head};
         head = block;
         if (tail == nullptr) tail = block;
       }
@@ -505,6 +600,57 @@ class PersistentMap {
         head = tail = nullptr;
       }
     };
+    struct Freed {
+      BlockChain nodes;
+      BlockChain items;
+    };
+
+    void* Allocate(Pool& pool) {
+      // What other threads freed; the flag spares the lock when there is
+      // none (a map that grows allocates on every insert).
+      if (pool.free == nullptr && pool.shared_available.load(std::memory_order_relaxed)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        pool.free = std::exchange(pool.shared_free, nullptr);
+        pool.shared_available.store(false, std::memory_order_relaxed);
+      }
+      void* block;
+      if (pool.free != nullptr) {
+        block = pool.free;
+        pool.free = pool.free->next;
+        // The next allocation reads this block's link first: fetch it now,
+        // not as a dependent miss then.
+        if (pool.free != nullptr) PrefetchLine(pool.free);
+      } else {
+        if (pool.slab_left == 0) {
+          // Room first, so that push_back cannot throw with the slab unowned.
+          if (pool.slabs.size() == pool.slabs.capacity()) pool.slabs.reserve(2 * pool.slabs.size() + 8);
+          pool.slabs.push_back(::operator new(pool.block_bytes * pool.blocks_per_slab));
+          pool.slab_next = static_cast<char*>(pool.slabs.back());
+          pool.slab_left = pool.blocks_per_slab;
+        }
+        block = pool.slab_next;
+        pool.slab_next += pool.block_bytes;
+        --pool.slab_left;
+      }
+      return block;
+    }
+    static void Push(Pool& pool, void* block) { pool.free = new (block) FreeBlock{pool.free}; }
+    // Under mu_: blocks freed on any thread, for the owner to take.
+    static void SpliceShared(BlockChain& chain, Pool& pool) {
+      if (chain.head == nullptr) return;
+      chain.SpliceInto(pool.shared_free);
+      pool.shared_available.store(true, std::memory_order_relaxed);
+    }
+    template <typename T, typename... Args>
+    T* Construct(Pool& pool, Args&&... args) {
+      void* block = Allocate(pool);
+      try {
+        return new (block) T(std::forward<Args>(args)...);
+      } catch (...) {
+        Push(pool, block);
+        throw;
+      }
+    }
 
     enum class Kind : std::uint8_t { kNode, kItem, kTree };
     struct Retired {
@@ -513,26 +659,54 @@ class PersistentMap {
       std::uint64_t made;      // the epoch it was made in (0: a whole tree)
       std::uint64_t unlinked;  // the domain's epoch when it was unlinked
     };
+    // The retired list: chunks of entries, in no order. About 4 KiB each.
+    static constexpr std::size_t kRetiredPerChunk = 127;
+    struct RetiredChunk {
+      RetiredChunk* next = nullptr;
+      std::size_t count = 0;
+      Retired entries[kRetiredPerChunk];
+    };
+    // Emptied chunks kept for reuse: 8 MiB, room for 260,000 retired
+    // objects; past that they are deleted.
+    static constexpr std::size_t kMaxSpareChunks = 2048;
+    static void DeleteChunks(RetiredChunk* chunk) {
+      while (chunk != nullptr) delete std::exchange(chunk, chunk->next);
+    }
     // Whether a view pinned at one of `pins` (ascending) can reach it: one
     // pinned after it was made and before it was unlinked.
     static bool Reachable(const Retired& retired, const std::vector<std::uint64_t>& pins) {
       auto it = std::lower_bound(pins.begin(), pins.end(), retired.made);
       return it != pins.end() && *it < retired.unlinked;
     }
-    // Frees every node and item reachable from `node`; the nodes go to `chain`.
-    static void FreeTree(Node* node, NodeChain& chain) {
+    // Destroys every node and item reachable from `node`; their blocks go to `freed`.
+    static void FreeTree(Node* node, Freed& freed) {
       if (node->leaf) {
-        for (std::size_t i = 0; i < node->count; ++i) delete node->item(i);
+        for (std::size_t i = 0; i < node->count; ++i) {
+          Item* item = node->item(i);
+          item->~Item();
+          freed.items.Add(item);
+        }
       } else {
-        for (std::size_t i = 0; i < node->count; ++i) FreeTree(node->child(i), chain);
+        for (std::size_t i = 0; i < node->count; ++i) FreeTree(node->child(i), freed);
       }
-      chain.Add(node);
+      node->~Node();
+      freed.nodes.Add(node);
     }
-    static void Free(const Retired& retired, NodeChain& chain) {
+    static void Free(const Retired& retired, Freed& freed) {
       switch (retired.kind) {
-        case Kind::kNode: chain.Add(static_cast<Node*>(retired.object)); break;
-        case Kind::kItem: delete static_cast<Item*>(retired.object); break;
-        case Kind::kTree: FreeTree(static_cast<Node*>(retired.object), chain); break;
+        case Kind::kNode: {
+          auto* node = static_cast<Node*>(retired.object);
+          node->~Node();
+          freed.nodes.Add(node);
+          break;
+        }
+        case Kind::kItem: {
+          auto* item = static_cast<Item*>(retired.object);
+          item->~Item();
+          freed.items.Add(item);
+          break;
+        }
+        case Kind::kTree: FreeTree(static_cast<Node*>(retired.object), freed); break;
       }
     }
     // Owner thread.
@@ -542,29 +716,41 @@ class PersistentMap {
         std::lock_guard<std::mutex> lock(mu_);
         // A view released since the owner looked: nothing can reach it.
         if (!pins_.empty()) {
-          retired_.push_back(retired);
+          if (retired_ == nullptr || retired_->count == kRetiredPerChunk) {
+            RetiredChunk* chunk = spare_chunks_;
+            if (chunk != nullptr) {
+              spare_chunks_ = chunk->next;
+              --spare_chunk_count_;
+            } else {
+              chunk = new RetiredChunk;  // the list outgrew its spares (rare)
+            }
+            chunk->next = retired_;
+            retired_ = chunk;
+          }
+          retired_->entries[retired_->count++] = retired;
           return;
         }
       }
-      NodeChain chain;
-      Free(retired, chain);
-      chain.SpliceInto(free_);
+      Freed freed;
+      Free(retired, freed);
+      freed.nodes.SpliceInto(nodes_.free);
+      freed.items.SpliceInto(items_.free);
     }
     std::atomic<std::uint64_t> epoch_{1};
     std::atomic<std::uint64_t> newest_pin_{0};  // 0: no view
     std::mutex mu_;
     std::map<std::uint64_t, std::size_t> pins_;  // pinned epoch -> views sharing it; under mu_
-    // Under mu_. A deque: growing it never copies it (a snapshot held under
-    // writes retires an object per copy, 100,000s).
-    std::deque<Retired> retired_;
+    // Under mu_: the retired objects (the owner adds to the first chunk),
+    // and emptied chunks for reuse.
+    RetiredChunk* retired_ = nullptr;
+    RetiredChunk* spare_chunks_ = nullptr;
+    std::size_t spare_chunk_count_ = 0;
     bool scanning_ = false;  // an Unpin is scanning retired_; under mu_
     bool rescan_ = false;    // a view went during that scan; under mu_
-    FreeBlock* shared_free_ = nullptr;           // nodes freed by Unpin (any thread); under mu_
-    // The owner's: free nodes, and the slabs they all come from.
-    FreeBlock* free_ = nullptr;
-    std::vector<void*> slabs_;
-    char* slab_next_ = nullptr;
-    std::size_t slab_left_ = 0;
+    // Node and item memory: the pools' `free` lists are the owner's, their
+    // `shared_free` lists under mu_.
+    Pool nodes_{sizeof(Node), 128};
+    Pool items_{sizeof(Item), 512};
   };
 
   // A view's pin: shared by the view and its copies; the last one unpins.
@@ -637,30 +823,38 @@ class PersistentMap {
   };
 
   const V* Find(std::string_view key, Path* path = nullptr) const {
-    const Node* node = root_;
-    if (node == nullptr) return nullptr;
-    std::size_t depth = 0;
-    while (!node->leaf) {
-      const std::size_t index = ChildIndex(*node, key);
-      if (path != nullptr && depth < Path::kMaxDepth) path->child[depth] = static_cast<std::uint32_t>(index);
-      ++depth;
-      node = node->child(index);
+    const Node* leaf = nullptr;
+    return FindInLeaf(key, path, leaf);
+  }
+
+  // Find, for the owner of a live map who is about to write `key` (the
+  // store reads a key's entry to build a local write, then applies the
+  // write): when a view shares the key's leaf, that write will copy the
+  // leaf, so the leaf's lines, and those of the block it will be copied
+  // into, are fetched now. The work in between then hides their misses,
+  // which a copy would otherwise wait for (issue 5). Owner thread.
+  const V* FindAheadOfWrite(std::string_view key) {
+    const Node* leaf = nullptr;
+    const V* value = FindInLeaf(key, nullptr, leaf);
+    if (leaf != nullptr && domain_ && !is_view() && !domain_->Exclusive(leaf->epoch)) {
+      if (void* block = domain_->PeekNodeBlock(); block != nullptr) leaf->PrefetchCopyTo(block);
     }
-    const std::size_t pos = LeafPosition(*node, key);
-    const bool found = pos < node->keys.size() && node->keys[pos] == key;
-    if (path != nullptr) {
-      path->depth = depth;
-      path->position = pos;
-      path->found = found;
-      path->complete = depth <= Path::kMaxDepth;
-    }
-    return found ? &node->item(pos)->value : nullptr;
+    return value;
   }
 
   // The value at a found `path` (from Find(key, &path) on this map, with no
   // write in between) made exclusively owned by path copying. Valid until the
   // next call on this map.
   V* MutableAt(const Path& path, std::string_view key) {
+    return MutableAt(path, key, [](const V& shared) { return shared; });
+  }
+  // The same, where the value is shared with a view, making the live tree's
+  // own copy with `copy(const V&) -> V`: a caller about to overwrite part of
+  // the value can leave that part out instead of copying it for nothing (the
+  // store leaves out a value it replaces). A value that is already the live
+  // tree's own is returned as it is.
+  template <typename CopyFn>
+  V* MutableAt(const Path& path, std::string_view key, CopyFn&& copy) {
     if (!path.found) return nullptr;
     std::string key_copy;
     if (is_view()) {  // key may point into what MakeLive lets go
@@ -676,7 +870,7 @@ class PersistentMap {
       node = &Own(node->child(index));
     }
     if (by_key) position = LeafPosition(*node, key);
-    return &OwnItem(node->item(position)).value;
+    return &OwnItem(node->item(position), copy).value;
   }
 
   // The value of `key` made exclusively owned, or nullptr if absent (then
@@ -855,7 +1049,7 @@ class PersistentMap {
         leaves_.push_back(leaf);
       }
       leaf->keys.PushBack(key);
-      leaf->item(leaf->count++) = new Item(domain_->epoch(), std::move(value));
+      leaf->item(leaf->count++) = domain_->NewItem(domain_->epoch(), std::move(value));
       ++size_;
       return true;
     }
@@ -925,6 +1119,10 @@ class PersistentMap {
   // Test support: how many unlinked nodes and items (or whole trees) wait
   // for the views that can reach them to go. 0 for a view.
   std::size_t RetiredCountForTest() const { return domain_ ? domain_->RetiredCount() : 0; }
+  // Test support: the live map's slabs and retired-list chunks ({} for a view).
+  using MemoryForTest = typename Domain::MemoryForTest;
+  MemoryForTest MemoryUseForTest() const { return domain_ ? domain_->Memory() : MemoryForTest{}; }
+  static constexpr std::size_t MaxSpareRetiredChunksForTest() { return Domain::kMaxSpareChunksForTest(); }
 
   // Test support: checks the structural invariants (sorted unique keys,
   // separators bound their subtrees, node sizes, size()). Returns "" or what broke.
@@ -973,6 +1171,29 @@ class PersistentMap {
     return true;
   }
 
+  // Find's descent; `leaf` is set to the leaf it ends in (null for an empty map).
+  const V* FindInLeaf(std::string_view key, Path* path, const Node*& leaf) const {
+    const Node* node = root_;
+    if (node == nullptr) return nullptr;
+    std::size_t depth = 0;
+    while (!node->leaf) {
+      const std::size_t index = ChildIndex(*node, key);
+      if (path != nullptr && depth < Path::kMaxDepth) path->child[depth] = static_cast<std::uint32_t>(index);
+      ++depth;
+      node = node->child(index);
+    }
+    leaf = node;
+    const std::size_t pos = LeafPosition(*node, key);
+    const bool found = pos < node->keys.size() && node->keys[pos] == key;
+    if (path != nullptr) {
+      path->depth = depth;
+      path->position = pos;
+      path->found = found;
+      path->complete = depth <= Path::kMaxDepth;
+    }
+    return found ? &node->item(pos)->value : nullptr;
+  }
+
   // Copy-on-write step for the live tree's node at `slot` (see the header
   // comment): in place when no view can reach it, else a copy replaces it
   // and the old one is retired.
@@ -981,14 +1202,21 @@ class PersistentMap {
     if (domain_->Exclusive(node->epoch)) return *node;
     void* block = domain_->AllocateNode();
     node->PrefetchCopyTo(block);
-    slot = new (block) Node(domain_->epoch(), *node);
+    try {
+      slot = new (block) Node(domain_->epoch(), *node);
+    } catch (...) {
+      domain_->ReturnNodeBlock(block);
+      throw;
+    }
     domain_->RetireNode(node);
     return *slot;
   }
-  Item& OwnItem(Item*& slot) {
+  // `copy(const V&) -> V` makes the live tree's own value from the shared one.
+  template <typename CopyFn>
+  Item& OwnItem(Item*& slot, CopyFn&& copy) {
     Item* item = slot;
     if (domain_->Exclusive(item->epoch)) return *item;
-    slot = new Item(domain_->epoch(), item->value);
+    slot = domain_->NewItem(domain_->epoch(), copy(std::as_const(item->value)));
     domain_->RetireItem(item);
     return *slot;
   }
@@ -1002,7 +1230,7 @@ class PersistentMap {
   }
   void Discard(Item* item) {
     if (domain_->Exclusive(item->epoch)) {
-      delete item;
+      domain_->DeleteItem(item);
     } else {
       domain_->RetireItem(item);
     }
@@ -1014,9 +1242,16 @@ class PersistentMap {
     const std::uint64_t epoch = domain_->epoch();
     if (node.leaf) {
       const std::size_t pos = path != nullptr ? path->position : LeafPosition(node, key);
-      node.keys.Insert(pos, key);
+      // The item first: if making it throws, the leaf is as it was.
+      Item* item = domain_->NewItem(epoch, std::move(value));
+      try {
+        node.keys.Insert(pos, key);
+      } catch (...) {
+        domain_->DeleteItem(item);
+        throw;
+      }
       node.OpenSlot(pos);
-      node.item(pos) = new Item(epoch, std::move(value));
+      node.item(pos) = item;
       if (node.count > kMaxLeafItems) {
         const std::size_t half = node.count / 2;
         Node* right = domain_->NewNode(epoch, /*is_leaf=*/true);
@@ -1092,7 +1327,7 @@ class PersistentMap {
   void ForEachMutableIn(Node& node, Fn& fn) {
     if (node.leaf) {
       for (std::size_t i = 0; i < node.count; ++i) {
-        Item& item = OwnItem(node.item(i));
+        Item& item = OwnItem(node.item(i), [](const V& shared) { return shared; });
         fn(node.keys[i], item.value);
       }
       return;

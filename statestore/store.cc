@@ -114,7 +114,9 @@ Result<Delta> Store::MakeLocalDelta(const std::vector<LocalOp>& ops, std::uint64
     op.value = local.value;
     op.flags = local.flags;
     // What this node has seen of the key (live or tombstone), plus this write.
-    if (const KeyEntry* existing = keys_.Find(local.key); existing != nullptr) op.vv = existing->vv;
+    // Ahead of the write: Apply's copy of a leaf shared with a snapshot then
+    // finds it in cache.
+    if (const KeyEntry* existing = keys_.FindAheadOfWrite(local.key); existing != nullptr) op.vv = existing->vv;
     op.vv[self_] = delta.seq;
     delta.ops.push_back(std::move(op));
   }
@@ -213,6 +215,26 @@ void Store::ApplyInOrder(const Delta& delta, std::uint64_t physical_wall_ms, App
 }
 
 namespace {
+// A held snapshot's entry copied for the live tree, less the value that the
+// write about to be taken replaces: copying that value would cost a malloc
+// and a read of cold memory for nothing, on the write path's tail while a
+// snapshot is held (issue 5).
+KeyEntry CopyWithoutValue(const KeyEntry& shared) {
+  // Nine fields: one added to KeyEntry fails to compile here until it is
+  // copied below.
+  [[maybe_unused]] const auto& [f1, f2, f3, f4, f5, f6, f7, f8, f9] = shared;
+  KeyEntry copy;
+  copy.hlc = shared.hlc;
+  copy.origin = shared.origin;
+  copy.flags = shared.flags;
+  copy.vv = shared.vv;
+  copy.create_index = shared.create_index;
+  copy.modify_index = shared.modify_index;
+  copy.tombstone = shared.tombstone;
+  copy.conflict = shared.conflict;
+  return copy;
+}
+
 void TakeWrite(KeyEntry& entry, const Delta& delta, const Op& op) {
   entry.tombstone = op.kind == OpKind::kDelete;
   entry.value = entry.tombstone ? std::string() : op.value;
@@ -244,7 +266,11 @@ bool Store::MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_in
   // Only a write that changes the entry copies it (and its tree path) away
   // from a held snapshot.
   if (order == VvOrder::kEqual || order == VvOrder::kBefore) return false;  // already merged, or superseded
-  KeyEntry* entry = keys_.MutableAt(path, op.key);
+  // A later write replaces the entry's value; of concurrent ones the
+  // greatest (hlc, origin) does.
+  const bool takes_write =
+      order == VvOrder::kAfter || std::tie(delta.hlc, delta.origin) > std::tie(existing->hlc, existing->origin);
+  KeyEntry* entry = takes_write ? keys_.MutableAt(path, op.key, CopyWithoutValue) : keys_.MutableAt(path, op.key);
   switch (order) {
     case VvOrder::kEqual:
     case VvOrder::kBefore:
@@ -257,7 +283,7 @@ bool Store::MergeOp(const Delta& delta, const Op& op, std::uint64_t candidate_in
     case VvOrder::kConcurrent:
       ++stats_.conflicts;
       MergeInto(entry->vv, op.vv);
-      if (std::tie(delta.hlc, delta.origin) > std::tie(entry->hlc, entry->origin)) TakeWrite(*entry, delta, op);
+      if (takes_write) TakeWrite(*entry, delta, op);
       entry->conflict = true;
       break;
   }

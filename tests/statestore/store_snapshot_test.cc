@@ -79,11 +79,17 @@ TEST_CASE("capture: views equal the state at their capture point while writes go
     Prng prng(seed * 31);
     DeltaSource source(seed, 3, seed % 3 == 0 ? 40 : 400);
     Store store(NodeId(99), SmallGcLimits());
+    // The same deltas into a store that is never captured: the live state
+    // must not depend on whether views were held while it was written (a
+    // write copies an entry away from a view, leaving out the value it
+    // replaces; a concurrent write that loses must keep the value).
+    Store twin(NodeId(99), SmallGcLimits());
     std::vector<HeldView> held;
     std::size_t captured = 0, collected = 0;
     for (int step = 0; step < 400; ++step) {
       const Delta delta = source.Next();
       REQUIRE(store.Apply(delta, source.wall_ms()).status == ApplyStatus::kApplied);
+      REQUIRE(twin.Apply(delta, source.wall_ms()).status == ApplyStatus::kApplied);
       if (prng.Chance(0.1)) {
         LocalOp op{prng.Chance(0.3) ? OpKind::kDelete : OpKind::kPut, DeltaSource::Key(prng.Index(50)), "", 0,
                    std::nullopt};
@@ -91,8 +97,13 @@ TEST_CASE("capture: views equal the state at their capture point while writes go
         Result<Delta> local = store.MakeLocalDelta({op}, source.wall_ms());
         REQUIRE(local.ok());
         REQUIRE(store.Apply(*local, source.wall_ms()).status == ApplyStatus::kApplied);
+        REQUIRE(twin.Apply(*local, source.wall_ms()).status == ApplyStatus::kApplied);
       }
-      if (prng.Chance(0.05)) collected += store.CollectGarbage(source.wall_ms());
+      if (prng.Chance(0.05)) {
+        collected += store.CollectGarbage(source.wall_ms());
+        twin.CollectGarbage(source.wall_ms());
+      }
+      if (step % 50 == 49) REQUIRE(SameEntries(CopyEntries(store), CopyEntries(twin)));
       if (prng.Chance(0.06)) {
         held.push_back(HeldView{store.Capture(), CopyEntries(store), store.Digest(), store.Applied(), store.Index(),
                                 store.KeyCount()});
@@ -105,8 +116,48 @@ TEST_CASE("capture: views equal the state at their capture point while writes go
       }
     }
     for (const HeldView& h : held) CheckView(h);
+    REQUIRE(SameEntries(CopyEntries(store), CopyEntries(twin)));
+    REQUIRE(store.Digest() == twin.Digest());
     REQUIRE(captured > 5);
     if (seed % 3 == 0) REQUIRE(collected > 0);  // the small keyspace churns tombstones out
+  }
+}
+
+TEST_CASE("capture: with a view held, a winning write replaces the value and a losing concurrent one keeps it") {
+  // Node 2's write is the newer; node 3's is concurrent with it and older.
+  // Whichever arrives second, the live entry ends with node 2's value and a
+  // conflict, and a view taken between the two keeps the first one's entry.
+  const auto delta = [](std::uint64_t origin, std::uint64_t wall_ms, const std::string& value) {
+    Delta d;
+    d.origin = NodeId(origin);
+    d.seq = 1;
+    d.hlc = Hlc{wall_ms, 0};
+    Op op;
+    op.key = "config/shared";
+    op.value = value;
+    op.vv[NodeId(origin)] = 1;
+    d.ops.push_back(std::move(op));
+    return d;
+  };
+  const Delta newer = delta(2, 1'700'000'002'000, "from node 2, newer");
+  const Delta older = delta(3, 1'700'000'001'000, "from node 3, older");
+  for (bool newer_first : {true, false}) {
+    CAPTURE(newer_first);
+    Store store(NodeId(1), StoreLimits{});
+    const std::uint64_t now_ms = 1'700'000'003'000;
+    REQUIRE(store.Apply(newer_first ? newer : older, now_ms).status == ApplyStatus::kApplied);
+    const StoreView view = store.Capture();
+    REQUIRE(store.Apply(newer_first ? older : newer, now_ms).status == ApplyStatus::kApplied);
+    const KeyEntry* live = store.Get("config/shared");
+    REQUIRE(live != nullptr);
+    CHECK(live->value == "from node 2, newer");
+    CHECK(live->origin == NodeId(2));
+    CHECK(live->conflict);
+    CHECK(live->vv == VersionVector{{NodeId(2), 1}, {NodeId(3), 1}});
+    const KeyEntry* kept = view.Find("config/shared");
+    REQUIRE(kept != nullptr);
+    CHECK(kept->value == (newer_first ? "from node 2, newer" : "from node 3, older"));
+    CHECK_FALSE(kept->conflict);
   }
 }
 
