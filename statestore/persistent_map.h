@@ -624,9 +624,14 @@ class PersistentMap {
         if (pool.slab_left == 0) {
           // Room first, so that push_back cannot throw with the slab unowned.
           if (pool.slabs.size() == pool.slabs.capacity()) pool.slabs.reserve(2 * pool.slabs.size() + 8);
-          pool.slabs.push_back(::operator new(pool.block_bytes * pool.blocks_per_slab));
+          const std::size_t slab_bytes = pool.block_bytes * pool.blocks_per_slab;
+          pool.slabs.push_back(::operator new(slab_bytes));
           pool.slab_next = static_cast<char*>(pool.slabs.back());
           pool.slab_left = pool.blocks_per_slab;
+          // Fault the slab's fresh pages in now, in one go, rather than one
+          // in most of the copies it will serve (a first snapshot under load
+          // grows the pools: those faults were its writes' tail).
+          for (std::size_t offset = 0; offset < slab_bytes; offset += kPageBytes) pool.slab_next[offset] = 0;
         }
         block = pool.slab_next;
         pool.slab_next += pool.block_bytes;
@@ -661,6 +666,7 @@ class PersistentMap {
     };
     // The retired list: chunks of entries, in no order. About 4 KiB each.
     static constexpr std::size_t kRetiredPerChunk = 127;
+    static constexpr std::size_t kPageBytes = 4096;
     struct RetiredChunk {
       RetiredChunk* next = nullptr;
       std::size_t count = 0;
