@@ -505,8 +505,10 @@ void BenchStore(const Config& c) {
   }
   // The map keeps the nodes and items it copied away from views as free
   // blocks for the next view (persistent_map.h, Domain): its heap does not
-  // shrink back when a view goes, and the figures above after the first
-  // count only what those free blocks could not serve.
+  // shrink back when a view goes, and the copies in the figures above are
+  // partly served from blocks that earlier views freed, which the heap had
+  // already counted. The process RSS beside it is the allocator-neutral
+  // figure.
   std::printf("memory: heap after every view is gone: %.0f MiB over the store as loaded (the map's free blocks and "
               "spare retired-list chunks, kept for the next snapshot); process RSS %.0f MiB\n",
               HeapMiB() - heap_empty - heap_store, RssMiB());
