@@ -40,7 +40,7 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
 
 $(TEST_DIR)/CMakeCache.txt:
-	$(CMAKE) -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DGV_SANITIZE=ON \
+	$(CMAKE) -S . -B $(TEST_DIR) -DCMAKE_BUILD_TYPE=Debug -DGV_SANITIZE=ON -DGV_BUILD_BENCH=OFF \
 	  -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g"
 
 build-test: deps $(TEST_DIR)/CMakeCache.txt
