@@ -880,7 +880,7 @@ class PersistentMap {
   // write in between) made exclusively owned by path copying. Valid until the
   // next call on this map.
   V* MutableAt(const Path& path, std::string_view key) {
-    return MutableAt(path, key, [](const V& shared) { return shared; });
+    return MutableAt(path, key, CopyOf);
   }
   // The same, where the value is shared with a view, making the live tree's
   // own copy with `copy(const V&) -> V`: a caller about to overwrite part of
@@ -1245,6 +1245,8 @@ class PersistentMap {
     domain_->RetireNode(node);
     return *slot;
   }
+  // The copy function of MutableAt and ForEachMutable: the whole value.
+  static V CopyOf(const V& shared) { return shared; }
   // `copy(const V&) -> V` makes the live tree's own value from the shared one.
   template <typename CopyFn>
   Item& OwnItem(Item*& slot, CopyFn&& copy) {
@@ -1361,7 +1363,7 @@ class PersistentMap {
   void ForEachMutableIn(Node& node, Fn& fn) {
     if (node.leaf) {
       for (std::size_t i = 0; i < node.count; ++i) {
-        Item& item = OwnItem(node.item(i), [](const V& shared) { return shared; });
+        Item& item = OwnItem(node.item(i), CopyOf);
         fn(node.keys[i], item.value);
       }
       return;
@@ -1434,3 +1436,7 @@ class PersistentMap {
 };
 
 }  // namespace gv::statestore
+
+// Expanded where the templates above are defined: not for includers.
+#undef GV_POISON_MEMORY_REGION
+#undef GV_UNPOISON_MEMORY_REGION
